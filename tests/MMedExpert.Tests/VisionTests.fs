@@ -26,14 +26,7 @@ let private throwsWith<'E when 'E :> exn> (fragments: string list) (f: unit -> u
     for fragment in fragments do
         Expect.stringContains message fragment "the error message names the input"
 
-let private fixtureDir =
-    lazy
-        (let rec up (dir: DirectoryInfo) =
-            if isNull dir then failwith "tests/fixtures/preprocess not found above the test binary"
-            else
-                let candidate = Path.Combine(dir.FullName, "tests", "fixtures", "preprocess")
-                if File.Exists(Path.Combine(candidate, "fixture.json")) then candidate else up dir.Parent
-         up (DirectoryInfo AppContext.BaseDirectory))
+let private fixtureDir = lazy (TestKit.fixture "preprocess")
 
 type private FixtureCase =
     { File: string; MinPixels: int64; MaxPixels: int64; Height: int; Width: int

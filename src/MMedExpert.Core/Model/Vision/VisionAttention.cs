@@ -13,8 +13,8 @@ namespace MMedExpert.Core.Model.Vision;
 /// </summary>
 public sealed class VisionAttention : nn.Module
 {
-    private readonly Linear qkv;
-    private readonly Linear proj;
+    private readonly AdaptableLinear qkv;
+    private readonly AdaptableLinear proj;
     private readonly long numHeads;
     private readonly long headDim;
 
@@ -22,8 +22,8 @@ public sealed class VisionAttention : nn.Module
     {
         numHeads = config.NumHeads;
         headDim = config.HeadDim;
-        qkv = nn.Linear(config.HiddenSize, 3L * config.HiddenSize, hasBias: true);
-        proj = nn.Linear(config.HiddenSize, config.HiddenSize, hasBias: true);
+        qkv = new AdaptableLinear("qkv", config.HiddenSize, 3L * config.HiddenSize, hasBias: true);
+        proj = new AdaptableLinear("proj", config.HiddenSize, config.HiddenSize, hasBias: true);
         RegisterComponents();
     }
 

@@ -10,15 +10,15 @@ namespace MMedExpert.Core.Model.Vision;
 /// </summary>
 public sealed class VisionMlp : nn.Module<Tensor, Tensor>
 {
-    private readonly Linear gate_proj;
-    private readonly Linear up_proj;
-    private readonly Linear down_proj;
+    private readonly AdaptableLinear gate_proj;
+    private readonly AdaptableLinear up_proj;
+    private readonly AdaptableLinear down_proj;
 
     public VisionMlp(string name, VisionConfig config) : base(name)
     {
-        gate_proj = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: true);
-        up_proj = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: true);
-        down_proj = nn.Linear(config.IntermediateSize, config.HiddenSize, hasBias: true);
+        gate_proj = new AdaptableLinear("gate_proj", config.HiddenSize, config.IntermediateSize, hasBias: true);
+        up_proj = new AdaptableLinear("up_proj", config.HiddenSize, config.IntermediateSize, hasBias: true);
+        down_proj = new AdaptableLinear("down_proj", config.IntermediateSize, config.HiddenSize, hasBias: true);
         RegisterComponents();
     }
 

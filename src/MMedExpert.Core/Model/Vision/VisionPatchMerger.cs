@@ -21,9 +21,9 @@ public sealed class VisionPatchMerger : nn.Module<Tensor, Tensor>
         mergedWidth = (long)config.HiddenSize * config.SpatialMergeUnit;
         ln_q = new RmsNorm("ln_q", config.HiddenSize, VisionConfig.RmsNormEps);
         mlp = nn.Sequential(
-            ("0", nn.Linear(mergedWidth, mergedWidth, hasBias: true)),
+            ("0", new AdaptableLinear("0", mergedWidth, mergedWidth, hasBias: true)),
             ("1", nn.GELU()),
-            ("2", nn.Linear(mergedWidth, config.OutHiddenSize, hasBias: true)));
+            ("2", new AdaptableLinear("2", mergedWidth, config.OutHiddenSize, hasBias: true)));
         RegisterComponents();
     }
 
