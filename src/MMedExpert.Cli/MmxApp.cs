@@ -13,6 +13,7 @@ public static class MmxApp
         root.Subcommands.Add(InfoCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
         root.Subcommands.Add(TokenizeCommand.Create());
+        root.Subcommands.Add(TokenizerFixtureCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         return root;
     }

@@ -346,7 +346,7 @@ public static class TokenizerFile
             w.WriteStartArray("merges");
             foreach (var (a, b) in def.Merges)
             {
-                // One line per merge keeps the file diffable and compact even when indented.
+                // Written compact (the indented writer would spend four lines per pair).
                 w.WriteRawValue(JsonSerializer.Serialize(new[] { a, b }, SerializerOptions), skipInputValidation: true);
             }
             w.WriteEndArray();
