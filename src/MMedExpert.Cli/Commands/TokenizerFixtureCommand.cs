@@ -21,8 +21,9 @@ public static class TokenizerFixtureCommand
         var reference = new Option<string>("--reference") { Description = "reference JSON lines {\"text\",\"ids\"}", Required = true };
         var output = new Option<string>("--out") { Description = "output folder", Required = true };
         var lines = new Option<int>("--lines") { Description = "slice size", DefaultValueFactory = _ => 150 };
+        var also = new Option<string[]>("--also") { Description = "JSON-lines files whose texts the reduced tokenizer must also reproduce (e.g. the chat tests' prompts)" };
         var cmd = new Command("tokenizer-fixture", "Write a parity slice and a reduced tokenizer.json reproducing it (for tests/fixtures)") { Hidden = true };
-        foreach (var o in new Option[] { tokenizer, reference, output, lines }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { tokenizer, reference, output, lines, also }) cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
             var full = Qwen2Tokenizer.FromFile(parse.GetValue(tokenizer)!);
@@ -40,16 +41,19 @@ public static class TokenizerFixtureCommand
             var slice = PickDiverse(full, rows, parse.GetValue(lines));
             string dir = parse.GetValue(output)!;
             string reducedPath = Path.Combine(dir, "tokenizer.json");
-            TokenizerFile.Write(reducedPath, VocabularyReducer.Reduce(full, slice.Select(r => r.Text), reducedPath));
+            var extra = (parse.GetValue(also) ?? []).SelectMany(f => File.ReadLines(f).Where(l => l.Length > 0)
+                .Select(l => { using var d = JsonDocument.Parse(l); return d.RootElement.GetProperty("text").GetString()!; })).ToList();
+            TokenizerFile.Write(reducedPath, VocabularyReducer.Reduce(full, slice.Select(r => r.Text).Concat(extra), reducedPath));
             var options = new JsonSerializerOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
             AtomicFile.WriteAllText(Path.Combine(dir, "reference-slice.jsonl"),
                 string.Concat(slice.Select(r => JsonSerializer.Serialize(new { text = r.Text, ids = r.Ids }, options) + "\n")));
 
             var reduced = Qwen2Tokenizer.FromFile(reducedPath);
             int same = slice.Count(r => reduced.Encode(r.Text).SequenceEqual(r.Ids));
+            int extraSame = extra.Count(t => reduced.Encode(t).SequenceEqual(full.Encode(t)));
             Console.WriteLine($"{slice.Count} lines, {reduced.Definition.Vocab.Count} vocab entries, {reduced.Definition.Merges.Count} merges, " +
-                              $"{new FileInfo(reducedPath).Length} bytes; reduced tokenizer reproduces {same}/{slice.Count}");
-            return same == slice.Count ? 0 : 1;
+                              $"{new FileInfo(reducedPath).Length} bytes; reduced tokenizer reproduces {same}/{slice.Count} slice lines, {extraSame}/{extra.Count} extra texts");
+            return same == slice.Count && extraSame == extra.Count ? 0 : 1;
         });
         return cmd;
     }

@@ -11,15 +11,21 @@ public sealed class BpeModel
     readonly int[] _byteIds;
     readonly Dictionary<long, Merge> _merges;
 
-    /// <summary>Words with more symbols than this use the O(n log n) heap path instead of rescanning pair ranks.</summary>
-    const int LinearScanLimit = 96;
+    /// <summary>Words with more bytes than this use the O(n log n) heap path instead of rescanning pair ranks.</summary>
+    readonly int _linearScanLimit;
+
+    public const int DefaultLinearScanLimit = 96;
 
     readonly record struct Merge(int Rank, int NewId);
 
     /// <param name="byteIds">Token id of each byte 0..255.</param>
     /// <param name="merges">(left id, right id, merged id) in rank order; a later duplicate of a pair wins, as in the reference.</param>
-    public BpeModel(int[] byteIds, IReadOnlyList<(int Left, int Right, int Merged)> merges)
+    /// <param name="linearScanLimit">Longest word (in bytes) merged by rescanning; longer ones use the heap. Both give the
+    /// same ids; the knob exists so tests can check that.</param>
+    public BpeModel(int[] byteIds, IReadOnlyList<(int Left, int Right, int Merged)> merges, int linearScanLimit = DefaultLinearScanLimit)
     {
+        if (linearScanLimit is < 1 or > 4096) throw new ArgumentOutOfRangeException(nameof(linearScanLimit));
+        _linearScanLimit = linearScanLimit;
         if (byteIds.Length != 256) throw new ArgumentException("need 256 byte ids", nameof(byteIds));
         _byteIds = byteIds;
         _merges = new Dictionary<long, Merge>(merges.Count);
@@ -28,6 +34,25 @@ public sealed class BpeModel
             var (l, r, m) = merges[rank];
             _merges[Key(l, r)] = new Merge(rank, m);
         }
+    }
+
+    /// <summary>The model of a tokenizer definition: its byte symbols and its merges resolved to ids.</summary>
+    public static BpeModel FromDefinition(TokenizerDefinition definition, int linearScanLimit = DefaultLinearScanLimit)
+    {
+        string file = definition.SourcePath;
+        var byteIds = new int[256];
+        for (int b = 0; b < 256; b++)
+            byteIds[b] = definition.Vocab.TryGetValue(ByteLevelAlphabet.ByteToChar[b].ToString(), out int id)
+                ? id : throw new TokenizerException(file, "model.vocab", $"missing the byte-level symbol for byte 0x{b:X2}");
+        var merges = new List<(int, int, int)>(definition.Merges.Count);
+        for (int i = 0; i < definition.Merges.Count; i++)
+        {
+            var (a, b) = definition.Merges[i];
+            int Id(string t) => definition.Vocab.TryGetValue(t, out int id)
+                ? id : throw new TokenizerException(file, $"model.merges[{i}]", $"token \"{t}\" is not in model.vocab");
+            merges.Add((Id(a), Id(b), Id(a + b)));
+        }
+        return new BpeModel(byteIds, merges, linearScanLimit);
     }
 
     public int MergeCount => _merges.Count;
@@ -43,7 +68,7 @@ public sealed class BpeModel
         int n = utf8.Length;
         if (n == 0) return;
         if (n == 1) { output.Add(_byteIds[utf8[0]]); return; }
-        if (n <= LinearScanLimit) EncodeShort(utf8, output, appliedRanks);
+        if (n <= _linearScanLimit) EncodeShort(utf8, output, appliedRanks);
         else EncodeLong(utf8, output, appliedRanks);
     }
 

@@ -27,7 +27,6 @@ public sealed class Qwen2Tokenizer
     readonly string?[] _idToToken;
     readonly byte[]?[] _idBytes;
     readonly bool[] _isSpecial;
-    readonly int[] _byteIds = new int[256];
     readonly bool _ignoreMerges;
     readonly AddedTokenMatcher _rawAll, _rawNonSpecial, _normalizedAll, _normalizedNonSpecial;
     readonly ThreadLocal<BpeWordCache> _cache = new(() => new BpeWordCache());
@@ -47,7 +46,6 @@ public sealed class Qwen2Tokenizer
     public Qwen2Tokenizer(TokenizerDefinition definition)
     {
         Definition = definition;
-        string file = definition.SourcePath;
         _ignoreMerges = definition.IgnoreMerges;
         _tokenToId = new Dictionary<string, int>(definition.Vocab, StringComparer.Ordinal);
         foreach (var t in definition.AddedTokens) _tokenToId[t.Content] = t.Id;
@@ -66,18 +64,7 @@ public sealed class Qwen2Tokenizer
         }
         foreach (var t in definition.AddedTokens) _isSpecial[t.Id] = t.Special;
 
-        for (int b = 0; b < 256; b++)
-            _byteIds[b] = definition.Vocab.TryGetValue(ByteLevelAlphabet.ByteToChar[b].ToString(), out int id)
-                ? id : throw new TokenizerException(file, "model.vocab", $"missing the byte-level symbol for byte 0x{b:X2}");
-        var merges = new List<(int, int, int)>(definition.Merges.Count);
-        for (int i = 0; i < definition.Merges.Count; i++)
-        {
-            var (a, b) = definition.Merges[i];
-            int Id(string t) => definition.Vocab.TryGetValue(t, out int id)
-                ? id : throw new TokenizerException(file, $"model.merges[{i}]", $"token \"{t}\" is not in model.vocab");
-            merges.Add((Id(a), Id(b), Id(a + b)));
-        }
-        _bpe = new BpeModel(_byteIds, merges);
+        _bpe = BpeModel.FromDefinition(definition);
 
         var raw = definition.AddedTokens.Where(t => !t.Normalized).ToList();
         var normalized = definition.AddedTokens.Where(t => t.Normalized).ToList();
