@@ -201,15 +201,25 @@ module Check =
     let private posttestCue = Regex(@"post[-\s]?test|posterior|updated\s+probability|revised\s+probability", ignoreCase)
     let private ratioCue = Regex(@"likelihood\s+ratio|\blr\s*[+\-]|\blr\b", ignoreCase)
     let private percent = Regex(@"(?<![\d.])(?<v>\d{1,3}(?:\.\d+)?)\s*%", ignoreCase)
-    let private fraction = Regex(@"(?<![\d.])(?<v>0?\.\d+)(?![\d.])", ignoreCase)
-    let private number = Regex(@"(?<![\d.])(?<v>\d+(?:\.\d+)?)(?![\d.])", ignoreCase)
+    let private fraction = Regex(@"(?<![\d.])(?<v>0?\.\d+)(?!\.?\d)", ignoreCase)
+    let private number = Regex(@"(?<![\d.])(?<v>\d+(?:\.\d+)?)(?!\.?\d)", ignoreCase)
 
     let private parse (s: string) = Double.Parse(s, Globalization.CultureInfo.InvariantCulture)
 
-    /// Numbers near a cue: from 40 characters before it to 60 after it.
-    let private near (text: string) (cue: Match) (values: string -> (int * float) list) =
-        let lo, hi = cue.Index - 40, cue.Index + cue.Length + 60
-        values text |> List.filter (fun (at, _) -> at >= lo && at <= hi) |> List.map snd
+    /// The value a cue states: the first number after it (within 60 characters, before the next cue of any kind), else
+    /// the last number before it (within 40 characters, after the previous cue) as in "30% pre-test probability".
+    let private stated (cues: Match list) (values: (int * float) list) (cue: Match) : float option =
+        let cueEnd = cue.Index + cue.Length
+        let nextCue = cues |> List.filter (fun c -> c.Index >= cueEnd) |> List.map (fun c -> c.Index) |> List.fold min Int32.MaxValue
+        let previousCueEnd = cues |> List.filter (fun c -> c.Index + c.Length <= cue.Index) |> List.map (fun c -> c.Index + c.Length) |> List.fold max 0
+        match values |> List.filter (fun (at, _) -> at >= cueEnd && at <= cueEnd + 60 && at < nextCue) |> List.sortBy fst with
+        | (_, v) :: _ -> Some v
+        | [] ->
+            values
+            |> List.filter (fun (at, _) -> at < cue.Index && at >= cue.Index - 40 && at >= previousCueEnd)
+            |> List.sortBy fst
+            |> List.tryLast
+            |> Option.map snd
 
     let private probabilities (text: string) =
         [ for m in percent.Matches text do
@@ -225,13 +235,17 @@ module Check =
 
     let private probabilityUpdate (tolerance: float option) (a: Annotations) (completion: Completion) =
         let text = completion.Text
-        let statedPretest = [ for cue in pretestCue.Matches text do yield! near text cue probabilities ]
+        let matches (r: Regex) = [ for m in r.Matches text -> m ]
+        let pretestCues, posttestCues, ratioCues = matches pretestCue, matches posttestCue, matches ratioCue
+        let allCues = pretestCues @ posttestCues @ ratioCues
+        let statedBy cues values = cues |> List.choose (stated allCues values)
+        let statedPretest = statedBy pretestCues (probabilities text)
         let pretestOk =
             match tolerance, a.PretestProbability with
             | Some tol, Some p0 -> statedPretest |> List.exists (fun p -> abs (p - p0) <= tol)
             | _ -> not statedPretest.IsEmpty
-        let posttest = [ for cue in posttestCue.Matches text do yield! near text cue probabilities ]
-        let ratios = [ for cue in ratioCue.Matches text do yield! near text cue positiveNumbers ]
+        let posttest = statedBy posttestCues (probabilities text)
+        let ratios = statedBy ratioCues (positiveNumbers text)
         let updateOk = not posttest.IsEmpty || not ratios.IsEmpty
         let score = (if pretestOk then 0.5 else 0.0) + (if updateOk then 0.5 else 0.0)
         let pre = if pretestOk then "pre-test stated" elif statedPretest.IsEmpty then "no pre-test probability" else "pre-test off the annotated value"
