@@ -267,22 +267,19 @@ let tests =
                 Expect.all spec.Perspectives (fun p -> p.Prompt <> "") "each has a guideline prompt"
             }
             test "the embedded default equals the file in the repository" {
-                let file = Path.Combine(__SOURCE_DIRECTORY__, "..", "..", "src", "MMedExpert.Algebra", "Rewards", "default-guidelines.json")
+                let file = Path.Combine(TestKit.repoRoot, "src", "MMedExpert.Algebra", "Rewards", "default-guidelines.json")
                 Expect.equal (SpecJson.load file) (DefaultSpec.load ()) "same spec"
             }
             testPropertyWithConfig config "spec JSON round-trips" (Prop.forAll (Arb.fromGen specGen) (fun spec ->
                 SpecJson.parse "generated" (SpecJson.serialize spec) = spec))
             test "save then load gives the same spec and leaves no temporary file" {
-                let dir = Directory.CreateTempSubdirectory("mmx-spec").FullName
-                try
-                    let path = Path.Combine(dir, "nested", "spec.json")
-                    let spec = DefaultSpec.load () |> withPerspective (perspective "extra" [ check.maxTokens 100 50 1.0 ])
-                    SpecJson.save path spec
-                    SpecJson.save path spec
-                    Expect.equal (SpecJson.load path) spec "round trip through a file"
-                    Expect.sequenceEqual (Directory.GetFiles(Path.GetDirectoryName path) |> Array.map Path.GetFileName) [| "spec.json" |] "only the spec"
-                finally
-                    Directory.Delete(dir, true)
+                use dir = new TestKit.TempDir()
+                let path = Path.Combine(dir.Path, "nested", "spec.json")
+                let spec = DefaultSpec.load () |> withPerspective (perspective "extra" [ check.maxTokens 100 50 1.0 ])
+                SpecJson.save path spec
+                SpecJson.save path spec
+                Expect.equal (SpecJson.load path) spec "round trip through a file"
+                Expect.sequenceEqual (Directory.GetFiles(Path.GetDirectoryName path) |> Array.map Path.GetFileName) [| "spec.json" |] "only the spec"
             }
             let bad (json: string) = fun () -> SpecJson.parse "specs/bad.json" json |> ignore
             let oneCheck (check: string) = sprintf """{ "name": "s", "perspectives": [ { "name": "p", "checks": [ { "type": "format", "weight": 1 }, %s ] } ] }""" check
