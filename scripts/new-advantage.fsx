@@ -71,9 +71,9 @@ scores |> Array.iteri (fun i s -> printfn "completion %d: %s" i (show s.Rewards)
 printfn "perspective weights for this sample: %s" (show group.Weights)
 let gbaWithMine = Gba.multiStrategy (Gba.centeredSplit 0.5) group.Strategies (Gba.multiPerspective myAdvantage group.Weights group.Rewards)
 let advantagesOf estimator = (Estimator.apply estimator [| group |]).[0]
-printfn "%-34s %s" "GBA (default)" (show (advantagesOf (Gba GbaOptions.Default)))
-printfn "%-34s %s" "GBA with myAdvantage per perspective" (show gbaWithMine)
-printfn "%-34s %s" "Estimator.Custom myAdvantage" (show (advantagesOf (Custom("my-advantage", myAdvantage))))
+printfn "%-38s %s" "GBA (default)" (show (advantagesOf (Gba GbaOptions.Default)))
+printfn "%-38s %s" "GBA with myAdvantage per perspective" (show gbaWithMine)
+printfn "%-38s %s" "Estimator.Custom myAdvantage" (show (advantagesOf (Custom("my-advantage", myAdvantage))))
 
 // TODO(issue 8, GRPO trainer): start a short RL run on the `tiny` preset with Custom("my-advantage", myAdvantage) and
 // print its reward curve, once the C# GRPO trainer (`mmx gba`) exists. Until then this script stops here.
