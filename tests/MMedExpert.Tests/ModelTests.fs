@@ -11,14 +11,6 @@ open MMedExpert.Core.Model.Vision
 open MMedExpert.Core.Model.Text
 open MMedExpert.Core.Model.Generation
 
-/// A temporary folder deleted on Dispose.
-type private TempDir() =
-    let path = Directory.CreateTempSubdirectory("mmx-model-test-").FullName
-    member _.Path = path
-    member _.File(name: string) = Path.Combine(path, name)
-    interface IDisposable with
-        member _.Dispose() = try Directory.Delete(path, true) with _ -> ()
-
 // A tiny model with a small vocabulary: special tokens renumbered inside it.
 let private imagePad, visionStart, visionEnd, imEnd = 500, 498, 499, 511
 
@@ -237,7 +229,7 @@ let tests =
         }
 
         test "save → load gives the same outputs; both naming schemes load to the same model; bf16 loads" {
-            use dir = new TempDir()
+            use dir = new TestKit.TempDir()
             use model = tinyModel 8L
             let pixels, grid = image 9
             let prompt = withImage [ 3 ] [ 4; 5 ]
@@ -262,7 +254,7 @@ let tests =
         }
 
         test "strict loading names a wrong shape (both shapes), unexpected and missing tensors" {
-            use dir = new TempDir()
+            use dir = new TestKit.TempDir()
             use model = tinyModel 10L
             let state = Qwen25VLWeights.StateToSave(model, false)
             let write (folder: string) (tensors: Collections.Generic.KeyValuePair<string, torch.Tensor> seq) =

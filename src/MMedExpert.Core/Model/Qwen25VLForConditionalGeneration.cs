@@ -15,7 +15,7 @@ public sealed class Qwen25VLForConditionalGeneration : nn.Module
 {
     public readonly Qwen25VisionTransformer visual;
     public readonly Qwen25VLTextModel model;
-    public readonly Linear? lm_head;
+    public readonly AdaptableLinear? lm_head;
 
     public Qwen25VLConfig Config { get; }
 
@@ -24,7 +24,7 @@ public sealed class Qwen25VLForConditionalGeneration : nn.Module
         Config = config.Validate();
         visual = new Qwen25VisionTransformer("visual", config.Vision);
         model = new Qwen25VLTextModel(config);
-        if (!config.TieWordEmbeddings) lm_head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false);
+        if (!config.TieWordEmbeddings) lm_head = new AdaptableLinear(nameof(lm_head), config.HiddenSize, config.VocabSize, hasBias: false);
         RegisterComponents();
     }
 

@@ -9,11 +9,10 @@ namespace MMedExpert.Core.Model.Text;
 /// </summary>
 public sealed class Qwen25VLAttention : nn.Module
 {
-    // Typed as modules (not Linear) so adapters such as LoRA can wrap them in place.
-    public nn.Module<Tensor, Tensor> q_proj;
-    public nn.Module<Tensor, Tensor> k_proj;
-    public nn.Module<Tensor, Tensor> v_proj;
-    public nn.Module<Tensor, Tensor> o_proj;
+    public readonly AdaptableLinear q_proj;
+    public readonly AdaptableLinear k_proj;
+    public readonly AdaptableLinear v_proj;
+    public readonly AdaptableLinear o_proj;
 
     readonly int layerIndex;
     readonly long heads, kvHeads, headDim;
@@ -24,10 +23,10 @@ public sealed class Qwen25VLAttention : nn.Module
         heads = config.NumAttentionHeads;
         kvHeads = config.NumKeyValueHeads;
         headDim = config.HeadDim;
-        q_proj = nn.Linear(config.HiddenSize, heads * headDim, hasBias: true);
-        k_proj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: true);
-        v_proj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: true);
-        o_proj = nn.Linear(heads * headDim, config.HiddenSize, hasBias: false);
+        q_proj = new AdaptableLinear(nameof(q_proj), config.HiddenSize, heads * headDim, hasBias: true);
+        k_proj = new AdaptableLinear(nameof(k_proj), config.HiddenSize, kvHeads * headDim, hasBias: true);
+        v_proj = new AdaptableLinear(nameof(v_proj), config.HiddenSize, kvHeads * headDim, hasBias: true);
+        o_proj = new AdaptableLinear(nameof(o_proj), heads * headDim, config.HiddenSize, hasBias: false);
         RegisterComponents();
     }
 

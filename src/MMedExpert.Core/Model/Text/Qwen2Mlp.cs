@@ -6,16 +6,15 @@ namespace MMedExpert.Core.Model.Text;
 /// <summary>The decoder's SwiGLU feed-forward block: down(silu(gate(x)) · up(x)), no biases.</summary>
 public sealed class Qwen2Mlp : nn.Module<Tensor, Tensor>
 {
-    // Typed as modules (not Linear) so adapters such as LoRA can wrap them in place.
-    public nn.Module<Tensor, Tensor> gate_proj;
-    public nn.Module<Tensor, Tensor> up_proj;
-    public nn.Module<Tensor, Tensor> down_proj;
+    public readonly AdaptableLinear gate_proj;
+    public readonly AdaptableLinear up_proj;
+    public readonly AdaptableLinear down_proj;
 
     public Qwen2Mlp(long hiddenSize, long intermediateSize) : base(nameof(Qwen2Mlp))
     {
-        gate_proj = nn.Linear(hiddenSize, intermediateSize, hasBias: false);
-        up_proj = nn.Linear(hiddenSize, intermediateSize, hasBias: false);
-        down_proj = nn.Linear(intermediateSize, hiddenSize, hasBias: false);
+        gate_proj = new AdaptableLinear(nameof(gate_proj), hiddenSize, intermediateSize, hasBias: false);
+        up_proj = new AdaptableLinear(nameof(up_proj), hiddenSize, intermediateSize, hasBias: false);
+        down_proj = new AdaptableLinear(nameof(down_proj), intermediateSize, hiddenSize, hasBias: false);
         RegisterComponents();
     }
 
