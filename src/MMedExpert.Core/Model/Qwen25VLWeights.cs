@@ -53,7 +53,8 @@ public static class Qwen25VLWeights
         }
         if (unexpected.Count > 0)
             throw new ModelWeightsException($"{checkpoint.Source}: {unexpected.Count} unexpected tensor(s) the model has no parameter for: {Describe(unexpected)}");
-        var missing = parameters.Keys.Where(k => !loaded.Contains(k)).ToList();
+        // Every parameter must come from the checkpoint; buffers (e.g. rotary tables) may be recomputed by the model.
+        var missing = model.named_parameters().Select(p => p.name).Where(k => !loaded.Contains(k)).ToList();
         if (missing.Count > 0)
             throw new ModelWeightsException($"{checkpoint.Source}: {missing.Count} parameter(s) missing from the checkpoint: {Describe(missing)}");
     }
