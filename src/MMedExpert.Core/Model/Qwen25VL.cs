@@ -18,24 +18,12 @@ public static class Qwen25VL
         "vocab.json", "merges.txt",
     };
 
-    /// <summary>
-    /// Builds the model with parameters in <paramref name="dtype"/> (created directly in that dtype, so a bf16 7B model never
-    /// exists in fp32).
-    /// </summary>
+    /// <summary>Builds the model (in evaluation mode) with parameters in <paramref name="dtype"/>.</summary>
     public static Qwen25VLForConditionalGeneration Create(Qwen25VLConfig config, ScalarType dtype = ScalarType.Float32)
     {
-        var previous = get_default_dtype();
-        set_default_dtype(dtype);
-        try
-        {
-            var model = new Qwen25VLForConditionalGeneration(config);
-            model.eval();
-            return model;
-        }
-        finally
-        {
-            set_default_dtype(previous);
-        }
+        var model = new Qwen25VLForConditionalGeneration(config, dtype);
+        model.eval();
+        return model;
     }
 
     /// <summary>

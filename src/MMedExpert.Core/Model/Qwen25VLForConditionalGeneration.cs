@@ -19,12 +19,15 @@ public sealed class Qwen25VLForConditionalGeneration : nn.Module
 
     public Qwen25VLConfig Config { get; }
 
-    public Qwen25VLForConditionalGeneration(Qwen25VLConfig config) : base(nameof(Qwen25VLForConditionalGeneration))
+    /// <param name="dtype">the dtype the parameters are created in (the language model directly in it, so a bf16 7B model never
+    /// exists in fp32; the much smaller vision tower is created in fp32 and converted)</param>
+    public Qwen25VLForConditionalGeneration(Qwen25VLConfig config, ScalarType dtype = ScalarType.Float32) : base(nameof(Qwen25VLForConditionalGeneration))
     {
         Config = config.Validate();
         visual = new Qwen25VisionTransformer("visual", config.Vision);
-        model = new Qwen25VLTextModel(config);
-        if (!config.TieWordEmbeddings) lm_head = new AdaptableLinear(nameof(lm_head), config.HiddenSize, config.VocabSize, hasBias: false);
+        if (dtype != ScalarType.Float32) visual.to(dtype);
+        model = new Qwen25VLTextModel(config, dtype);
+        if (!config.TieWordEmbeddings) lm_head = new AdaptableLinear(nameof(lm_head), config.HiddenSize, config.VocabSize, hasBias: false, dtype: dtype);
         RegisterComponents();
     }
 

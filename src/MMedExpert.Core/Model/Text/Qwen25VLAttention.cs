@@ -17,16 +17,16 @@ public sealed class Qwen25VLAttention : nn.Module
     readonly int layerIndex;
     readonly long heads, kvHeads, headDim;
 
-    public Qwen25VLAttention(Qwen25VLConfig config, int layerIndex) : base(nameof(Qwen25VLAttention))
+    public Qwen25VLAttention(Qwen25VLConfig config, int layerIndex, ScalarType dtype = ScalarType.Float32) : base(nameof(Qwen25VLAttention))
     {
         this.layerIndex = layerIndex;
         heads = config.NumAttentionHeads;
         kvHeads = config.NumKeyValueHeads;
         headDim = config.HeadDim;
-        q_proj = new AdaptableLinear(nameof(q_proj), config.HiddenSize, heads * headDim, hasBias: true);
-        k_proj = new AdaptableLinear(nameof(k_proj), config.HiddenSize, kvHeads * headDim, hasBias: true);
-        v_proj = new AdaptableLinear(nameof(v_proj), config.HiddenSize, kvHeads * headDim, hasBias: true);
-        o_proj = new AdaptableLinear(nameof(o_proj), heads * headDim, config.HiddenSize, hasBias: false);
+        q_proj = new AdaptableLinear(nameof(q_proj), config.HiddenSize, heads * headDim, hasBias: true, dtype: dtype);
+        k_proj = new AdaptableLinear(nameof(k_proj), config.HiddenSize, kvHeads * headDim, hasBias: true, dtype: dtype);
+        v_proj = new AdaptableLinear(nameof(v_proj), config.HiddenSize, kvHeads * headDim, hasBias: true, dtype: dtype);
+        o_proj = new AdaptableLinear(nameof(o_proj), heads * headDim, config.HiddenSize, hasBias: false, dtype: dtype);
         RegisterComponents();
     }
 

@@ -13,11 +13,11 @@ public sealed class Qwen25VLTextModel : nn.Module
 
     readonly MultimodalRotaryEmbedding rotary;
 
-    public Qwen25VLTextModel(Qwen25VLConfig config) : base(nameof(Qwen25VLTextModel))
+    public Qwen25VLTextModel(Qwen25VLConfig config, ScalarType dtype = ScalarType.Float32) : base(nameof(Qwen25VLTextModel))
     {
-        embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize);
-        layers = new ModuleList<Qwen25VLDecoderLayer>(Enumerable.Range(0, config.NumHiddenLayers).Select(i => new Qwen25VLDecoderLayer(config, i)).ToArray());
-        norm = new Qwen2RmsNorm(config.HiddenSize, config.RmsNormEps);
+        embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, dtype: dtype);
+        layers = new ModuleList<Qwen25VLDecoderLayer>(Enumerable.Range(0, config.NumHiddenLayers).Select(i => new Qwen25VLDecoderLayer(config, i, dtype)).ToArray());
+        norm = new Qwen2RmsNorm(config.HiddenSize, config.RmsNormEps, dtype);
         rotary = new MultimodalRotaryEmbedding(config.HeadDim, config.RopeTheta, config.MropeSection);
         RegisterComponents();
     }

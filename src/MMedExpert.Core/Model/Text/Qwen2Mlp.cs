@@ -10,11 +10,11 @@ public sealed class Qwen2Mlp : nn.Module<Tensor, Tensor>
     public readonly AdaptableLinear up_proj;
     public readonly AdaptableLinear down_proj;
 
-    public Qwen2Mlp(long hiddenSize, long intermediateSize) : base(nameof(Qwen2Mlp))
+    public Qwen2Mlp(long hiddenSize, long intermediateSize, ScalarType dtype = ScalarType.Float32) : base(nameof(Qwen2Mlp))
     {
-        gate_proj = new AdaptableLinear(nameof(gate_proj), hiddenSize, intermediateSize, hasBias: false);
-        up_proj = new AdaptableLinear(nameof(up_proj), hiddenSize, intermediateSize, hasBias: false);
-        down_proj = new AdaptableLinear(nameof(down_proj), intermediateSize, hiddenSize, hasBias: false);
+        gate_proj = new AdaptableLinear(nameof(gate_proj), hiddenSize, intermediateSize, hasBias: false, dtype: dtype);
+        up_proj = new AdaptableLinear(nameof(up_proj), hiddenSize, intermediateSize, hasBias: false, dtype: dtype);
+        down_proj = new AdaptableLinear(nameof(down_proj), intermediateSize, hiddenSize, hasBias: false, dtype: dtype);
         RegisterComponents();
     }
 

@@ -10,10 +10,10 @@ public sealed class Qwen2RmsNorm : nn.Module<Tensor, Tensor>
     public readonly Parameter weight;
     readonly double eps;
 
-    public Qwen2RmsNorm(long hiddenSize, double eps) : base(nameof(Qwen2RmsNorm))
+    public Qwen2RmsNorm(long hiddenSize, double eps, ScalarType dtype = ScalarType.Float32) : base(nameof(Qwen2RmsNorm))
     {
         this.eps = eps;
-        weight = nn.Parameter(ones(hiddenSize));
+        weight = nn.Parameter(ones(hiddenSize, dtype: dtype));
         RegisterComponents();
     }
 
