@@ -20,7 +20,7 @@ let tinyConfig () =
         NumKeyValueHeads = 2, MropeSection = [| 2; 3; 3 |], TieWordEmbeddings = false, MaxPositionEmbeddings = 4096,
         ImageTokenId = imagePad, VideoTokenId = 501, VisionStartTokenId = visionStart, VisionEndTokenId = visionEnd,
         BosTokenId = Nullable 510, EosTokenId = Nullable imEnd, PadTokenId = Nullable(),
-        Vision = VisionConfig.Tiny, Source = "tiny test config").Validate()
+        Vision = VisionConfig.Tiny(64), Source = "tiny test config").Validate()
 
 let private tinyModel seed = Qwen25VL.CreateRandom(tinyConfig (), seed)
 

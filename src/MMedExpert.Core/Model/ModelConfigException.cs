@@ -1,10 +1,11 @@
 namespace MMedExpert.Core.Model;
 
 /// <summary>
-/// A model configuration that cannot be used: a missing or invalid key of config.json (the message names the file and key).
-/// STAND-IN written on the text-model branch so it compiles before the vision branch lands; the vision branch owns this file.
+/// A model configuration (config.json, a preset, a vision_config object) that cannot describe a valid model: a required
+/// key is missing, a value has the wrong type, or the values contradict each other. The message names the key.
 /// </summary>
-public sealed class ModelConfigException : MmxException
+public class ModelConfigException : MmxException
 {
     public ModelConfigException(string message) : base(message) { }
+    public ModelConfigException(string message, Exception inner) : base(message, inner) { }
 }

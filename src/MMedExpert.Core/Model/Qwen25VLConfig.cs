@@ -64,6 +64,7 @@ public sealed record Qwen25VLConfig
         Require(IntermediateSize > 0, "intermediate_size", $"must be positive (got {IntermediateSize})");
         Require(MropeSection.Length == 3 && MropeSection.All(s => s >= 0) && MropeSection.Sum() * 2 == HeadDim, "rope_scaling.mrope_section",
             $"needs 3 non-negative entries summing to head_dim/2 = {HeadDim / 2} (got [{string.Join(", ", MropeSection)}])");
+        Vision.Validate($"{Source}: vision_config");
         Require(Vision.OutHiddenSize == HiddenSize, "vision_config.out_hidden_size",
             $"must equal hidden_size {HiddenSize} (got {Vision.OutHiddenSize})");
         foreach (var (key, id) in new[] { ("image_token_id", ImageTokenId), ("vision_start_token_id", VisionStartTokenId) })
@@ -143,7 +144,7 @@ public sealed record Qwen25VLConfig
             BosTokenId = OptionalId("bos_token_id"),
             EosTokenId = OptionalId("eos_token_id"),
             PadTokenId = OptionalId("pad_token_id"),
-            Vision = VisionConfig.FromJson(visionNode, source),
+            Vision = VisionConfig.FromJson(JsonSerializer.Deserialize<JsonElement>(visionNode.ToJsonString()), $"{source}: vision_config"),
             Source = source,
             OriginalJson = root,
         };
@@ -237,31 +238,31 @@ public sealed record Qwen25VLConfig
             {
                 VocabSize = vocabSize ?? QwenVocabSize, HiddenSize = 64, IntermediateSize = 128, NumHiddenLayers = 2,
                 NumAttentionHeads = 4, NumKeyValueHeads = 2, MropeSection = new[] { 2, 3, 3 }, TieWordEmbeddings = true,
-                MaxPositionEmbeddings = 4096, Vision = VisionConfig.Tiny with { OutHiddenSize = 64 },
+                MaxPositionEmbeddings = 4096, Vision = VisionConfig.Tiny(64),
             },
             "small" => new Qwen25VLConfig
             {
                 VocabSize = vocabSize ?? QwenVocabSize, HiddenSize = 256, IntermediateSize = 688, NumHiddenLayers = 4,
                 NumAttentionHeads = 4, NumKeyValueHeads = 2, MropeSection = new[] { 8, 12, 12 }, TieWordEmbeddings = true,
-                MaxPositionEmbeddings = 8192, Vision = VisionConfig.Small with { OutHiddenSize = 256 },
+                MaxPositionEmbeddings = 8192, Vision = VisionConfig.Small(256),
             },
             "qwen2.5-0.5b-shape" or "0.5b" => new Qwen25VLConfig
             {
                 VocabSize = vocabSize ?? QwenVocabSize, HiddenSize = 896, IntermediateSize = 4864, NumHiddenLayers = 24,
                 NumAttentionHeads = 14, NumKeyValueHeads = 2, MropeSection = new[] { 8, 12, 12 }, TieWordEmbeddings = true,
-                MaxPositionEmbeddings = 32768, Vision = VisionConfig.Tiny with { OutHiddenSize = 896 },
+                MaxPositionEmbeddings = 32768, Vision = VisionConfig.Tiny(896),
             },
             "3b" => new Qwen25VLConfig
             {
                 VocabSize = vocabSize ?? QwenVocabSize, HiddenSize = 2048, IntermediateSize = 11008, NumHiddenLayers = 36,
                 NumAttentionHeads = 16, NumKeyValueHeads = 2, MropeSection = new[] { 16, 24, 24 }, TieWordEmbeddings = true,
-                Vision = VisionConfig.Qwen3B,
+                Vision = VisionConfig.Qwen25VL3B,
             },
             "7b" => new Qwen25VLConfig
             {
                 VocabSize = vocabSize ?? 152064, HiddenSize = 3584, IntermediateSize = 18944, NumHiddenLayers = 28,
                 NumAttentionHeads = 28, NumKeyValueHeads = 4, MropeSection = new[] { 16, 24, 24 }, TieWordEmbeddings = false,
-                Vision = VisionConfig.Qwen7B,
+                Vision = VisionConfig.Qwen25VL7B,
             },
             _ => throw new ModelConfigException($"preset '{name}': unknown (known: {string.Join(", ", PresetNames)})"),
         };
