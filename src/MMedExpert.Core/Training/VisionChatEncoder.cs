@@ -28,10 +28,17 @@ public sealed class TrainingBatch : IDisposable
 /// Turns <see cref="VisionChatSample"/>s into model inputs through the Qwen2.5-VL chat format and image processor:
 /// training batches (with the assistant-token loss mask) and generation prompts.
 /// </summary>
-public sealed class VisionChatEncoder(Qwen25VLChat chat, ImageProcessor images, int padTokenId)
+public sealed class VisionChatEncoder(Qwen2Tokenizer tokenizer, ImageProcessor images, string? defaultSystemPrompt = Qwen25VLChat.DefaultSystemPrompt)
 {
+    readonly Qwen25VLChat chat = new(tokenizer, defaultSystemPrompt);
+    // Qwen pads with <|endoftext|>; padded positions are masked out anyway.
+    readonly int padTokenId = tokenizer.EndOfText;
+
+    public Qwen2Tokenizer Tokenizer => tokenizer;
     public Qwen25VLChat Chat => chat;
     public ImageProcessor Images => images;
+    /// <summary>Generation stops at the end of the assistant turn or of the text.</summary>
+    public IReadOnlyList<int> StopTokenIds { get; } = new[] { tokenizer.ImEnd, tokenizer.EndOfText };
 
     (ChatEncoding Encoding, ProcessedImages? Images) Encode(VisionChatSample s, bool forGeneration)
     {
