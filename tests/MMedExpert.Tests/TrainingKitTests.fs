@@ -191,4 +191,20 @@ let tests =
             Expect.equal back.Step 2L "step"
             Expect.isTrue (sameTensor p (torch.ones(3L))) "tensor restored in place"
         }
+    
+        test "mmx bench lora --preset toy runs both modes and reports speed and memory" {
+            let code, out, err = runMmx [ "bench"; "lora"; "--preset"; "toy"; "--in-process"; "--steps"; "1"; "--warmup"; "0"; "--batch"; "1"; "--seq"; "8"; "--json" ]
+            Expect.equal code 0 $"exit code ({err})"
+            let j = JsonNode.Parse(out).AsObject()
+            let lora, full = j["lora"].AsObject(), j["full"].AsObject()
+            for r in [ lora; full ] do
+                for key in [ "tokens_per_s"; "peak_rss_bytes"; "train_extra_bytes"; "trainable_params" ] do
+                    Expect.isTrue (r.ContainsKey key) key
+                Expect.isGreaterThan (r["tokens_per_s"].GetValue<float>()) 0.0 "tokens/s"
+            Expect.equal (full["trainable_params"].GetValue<int64>()) (full["total_params"].GetValue<int64>()) "full fine-tuning trains everything"
+            Expect.isLessThan (j["lora_over_full_trainable_params"].GetValue<float>()) 0.1 "LoRA trains a small fraction"
+            let code, _, err = runMmx [ "bench"; "lora"; "--preset"; "nope" ]
+            Expect.equal code 2 "unknown preset is an input error"
+            Expect.stringContains err "nope" "names the preset"
+        }
     ]
