@@ -105,7 +105,7 @@ public sealed class LoraAdapters : IDisposable
                 linear.Adapter = layer;
             }
             var device = linear.weight.device;
-            if (w.A.device != device) throw new LoraException($"adapter '{name}' module '{w.ModulePath}': factors on {w.A.device}, weight on {device}");
+            if (w.A.device_type != device.type || w.A.device_index != device.index) throw new LoraException($"adapter '{name}' module '{w.ModulePath}': factors on {w.A.device}, weight on {device}");
             layer.Adapters[name] = w;
         }
         configs[name] = config;

@@ -1,4 +1,4 @@
-using MMedExpert.Core.Model;
+using MMedExpert.Core.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -65,12 +65,24 @@ public sealed class LoraWeights : IDisposable
     {
         var x = input.dtype == ScalarType.Float32 ? input : input.to_type(ScalarType.Float32);
         // Dropout belongs to the trainable path only: the frozen term stands for the (residual) base weight.
-        var h = training && Dropout > 0 ? nn.functional.dropout(x, Dropout, training: true) : x;
+        var h = training && Dropout > 0 ? ApplyDropout(x) : x;
         var y = nn.functional.linear(nn.functional.linear(h, A) * Scale, B);
         if (InitialA is not null)
             // Computed exactly like the trainable term, so at initialization the two cancel to exactly zero.
             y = y - nn.functional.linear(nn.functional.linear(x, InitialA) * Scale, InitialB!);
         return y;
+    }
+
+    /// <summary>
+    /// Inverted dropout. Inside a training step the mask comes from the step's own generator (<see cref="StepRandom"/>),
+    /// so a resumed run draws the same masks; elsewhere from torch's default generator.
+    /// </summary>
+    Tensor ApplyDropout(Tensor x)
+    {
+        var gen = StepRandom.For(x.device);
+        if (gen is null) return nn.functional.dropout(x, Dropout, training: true);
+        using var keep = rand(x.shape, dtype: x.dtype, device: x.device, generator: gen).ge_(Dropout);
+        return x * keep * (1.0 / (1.0 - Dropout));
     }
 
     /// <summary>ΔW = scale·(B·A − B₀·A₀), float32, [out, in].</summary>

@@ -32,7 +32,7 @@ public sealed class GrpoTrainer : IDisposable
     readonly ProgressReporter progress;
     readonly string[] perspectives;
 
-    public optim.Optimizer Optimizer { get; }
+    public AdamW Optimizer { get; }
     public string? CheckpointDir => o.OutputDir is null ? null : Path.Combine(o.OutputDir, "checkpoint");
     public string? MetricsPath => o.OutputDir is null ? null : Path.Combine(o.OutputDir, "metrics.jsonl");
 
