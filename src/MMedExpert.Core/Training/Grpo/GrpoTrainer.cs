@@ -126,38 +126,10 @@ public sealed class GrpoTrainer : IDisposable
         int n = rollouts.Count;
 
         var learning = Stopwatch.StartNew();
-        var completionsIds = rollouts.Select(r => (IReadOnlyList<int>)r.Output.TokenIds).ToList();
-        var rolloutLogProbs = rollouts.Select(r => r.Output.LogProbs.ToArray()).ToList();
-        var referenceLogProbs = o.Loss.Beta != 0 ? ReferenceLogProbs(rollouts, completionsIds) : null;
-
-        double lossSum = 0, clipSum = 0, klSum = 0, normSum = 0;
-        int updates = 0;
-        foreach (var g in Optimizer.ParamGroups) g.LearningRate = learningRate;
-        for (int u = 0; u < o.UpdatesPerBatch; u++)
-        {
-            Optimizer.zero_grad();
-            for (int start = 0; start < n; start += o.RolloutBatch)
-            {
-                using var scope = NewDisposeScope();
-                int count = Math.Min(o.RolloutBatch, n - start);
-                var chunk = Enumerable.Range(start, count).ToList();
-                var prompts = encoder.Prompts(chunk.Select(i => rollouts[i].Prompt).ToList());
-                var (logProbs, mask) = generator.CompletionLogProbs(prompts, chunk.Select(i => completionsIds[i]).ToList());
-                var old = o.UpdatesPerBatch == 1 ? logProbs.detach() : RightAligned(chunk.Select(i => rolloutLogProbs[i]).ToList(), logProbs.shape[1]);
-                var reference = referenceLogProbs is null ? null : RightAligned(chunk.Select(i => referenceLogProbs[i]).ToList(), logProbs.shape[1]);
-                var adv = tensor(chunk.Select(i => advantages[i]).ToArray());
-                var result = GrpoLoss.Compute(logProbs, old, reference, adv, mask, o.Loss);
-                // Chunks are weighted by their share of the batch so the gradient equals the whole batch's.
-                (result.Loss * ((double)count / n)).backward();
-                lossSum += result.Loss.item<float>() * count / n;
-                clipSum += result.ClipFraction * count / n;
-                klSum += result.KlMean * count / n;
-            }
-            normSum += GradientClipping.ClipGlobalNorm(parameters, o.ClipNorm);
-            Optimizer.step();
-            updates++;
-        }
+        var update = Learn(rollouts.Select(r => new RolloutForUpdate(r.Prompt, r.Output.TokenIds, r.Output.LogProbs.ToArray())).ToList(),
+            advantages, learningRate);
         learning.Stop();
+        var rolloutLogProbs = rollouts.Select(r => r.Output.LogProbs).ToList();
 
         var lengths = rollouts.Select(r => (double)r.Output.TokenIds.Count).ToArray();
         double tokens = lengths.Sum();
@@ -169,13 +141,13 @@ public sealed class GrpoTrainer : IDisposable
             ["format_rate"] = formatted / n,
             ["advantage_mean"] = advantages.Average(),
             ["advantage_std"] = Std(advantages),
-            ["kl"] = klSum / updates,
-            ["clip_fraction"] = clipSum / updates,
+            ["kl"] = update.Kl,
+            ["clip_fraction"] = update.ClipFraction,
             // Monte-Carlo estimate of the policy's entropy: mean −log π of the sampled tokens.
             ["entropy"] = tokens == 0 ? 0 : -rolloutLogProbs.Sum(l => l.Sum()) / tokens,
             ["response_length"] = lengths.Average(),
-            ["loss"] = lossSum / updates,
-            ["grad_norm"] = normSum / updates,
+            ["loss"] = update.Loss,
+            ["grad_norm"] = update.GradNorm,
             ["lr"] = learningRate,
             ["generation_s"] = generation.Elapsed.TotalSeconds,
             ["learning_s"] = learning.Elapsed.TotalSeconds,
@@ -183,6 +155,53 @@ public sealed class GrpoTrainer : IDisposable
         };
         for (int p = 0; p < perspectives.Length; p++) fields["reward_" + perspectives[p]] = rewardSums[p] / n;
         return fields;
+    }
+
+    /// <summary>A completion to learn from: its prompt, its tokens and their log-probabilities under the rollout policy.</summary>
+    public sealed record RolloutForUpdate(VisionChatSample Prompt, IReadOnlyList<int> Completion, float[] RolloutLogProbs);
+
+    /// <summary>What one round of policy updates reports (means over the μ updates).</summary>
+    public sealed record UpdateStats(double Loss, double ClipFraction, double Kl, double GradNorm);
+
+    /// <summary>
+    /// The learning half of a step: μ clipped policy-gradient updates of the adapter on given completions and their
+    /// advantages (one per completion). Public so that offline rollouts or a researcher's own advantages can be used.
+    /// </summary>
+    public UpdateStats Learn(IReadOnlyList<RolloutForUpdate> rollouts, IReadOnlyList<float> advantages, double learningRate)
+    {
+        int n = rollouts.Count;
+        if (advantages.Count != n) throw new ArgumentException($"{advantages.Count} advantages for {n} completions");
+        var completions = rollouts.Select(r => r.Completion).ToList();
+        var referenceLogProbs = o.Loss.Beta != 0 ? ReferenceLogProbs(rollouts.Select(r => r.Prompt).ToList(), completions) : null;
+
+        double lossSum = 0, clipSum = 0, klSum = 0, normSum = 0;
+        foreach (var g in Optimizer.ParamGroups) g.LearningRate = learningRate;
+        for (int u = 0; u < o.UpdatesPerBatch; u++)
+        {
+            Optimizer.zero_grad();
+            for (int start = 0; start < n; start += o.RolloutBatch)
+            {
+                using var scope = NewDisposeScope();
+                int count = Math.Min(o.RolloutBatch, n - start);
+                var chunk = Enumerable.Range(start, count).ToList();
+                var prompts = encoder.Prompts(chunk.Select(i => rollouts[i].Prompt).ToList());
+                var (logProbs, mask) = generator.CompletionLogProbs(prompts, chunk.Select(i => completions[i]).ToList());
+                // With μ = 1 the policy is the rollout policy: ρ = 1 exactly, without trusting two computations to agree.
+                var old = o.UpdatesPerBatch == 1 ? logProbs.detach() : RightAligned(chunk.Select(i => rollouts[i].RolloutLogProbs).ToList(), logProbs.shape[1]);
+                var reference = referenceLogProbs is null ? null : RightAligned(chunk.Select(i => referenceLogProbs[i]).ToList(), logProbs.shape[1]);
+                var adv = tensor(chunk.Select(i => advantages[i]).ToArray());
+                var result = GrpoLoss.Compute(logProbs, old, reference, adv, mask, o.Loss);
+                // Chunks are weighted by their share of the batch so the gradient equals the whole batch's.
+                (result.Loss * ((double)count / n)).backward();
+                lossSum += result.Loss.item<float>() * count / n;
+                clipSum += result.ClipFraction * count / n;
+                klSum += result.KlMean * count / n;
+            }
+            normSum += GradientClipping.ClipGlobalNorm(parameters, o.ClipNorm);
+            Optimizer.step();
+        }
+        int updates = o.UpdatesPerBatch;
+        return new UpdateStats(lossSum / updates, clipSum / updates, klSum / updates, normSum / updates);
     }
 
     int SampleIndex(long step, int group)
@@ -235,17 +254,17 @@ public sealed class GrpoTrainer : IDisposable
     }
 
     /// <summary>Log-probabilities of the sampled tokens under the reference policy: the same model, adapters off.</summary>
-    List<float[]> ReferenceLogProbs(List<Rollout> rollouts, List<IReadOnlyList<int>> completions)
+    List<float[]> ReferenceLogProbs(List<VisionChatSample> prompts, List<IReadOnlyList<int>> completions)
     {
         var result = new List<float[]>();
         lora.SetActive();
         try
         {
-            for (int start = 0; start < rollouts.Count; start += o.RolloutBatch)
+            for (int start = 0; start < prompts.Count; start += o.RolloutBatch)
             {
-                int count = Math.Min(o.RolloutBatch, rollouts.Count - start);
-                var prompts = encoder.Prompts(rollouts.Skip(start).Take(count).Select(r => r.Prompt).ToList());
-                result.AddRange(generator.ScoreCompletions(prompts, completions.Skip(start).Take(count).ToList()));
+                int count = Math.Min(o.RolloutBatch, prompts.Count - start);
+                var batch = encoder.Prompts(prompts.Skip(start).Take(count).ToList());
+                result.AddRange(generator.ScoreCompletions(batch, completions.Skip(start).Take(count).ToList()));
             }
         }
         finally { lora.SetActive(adapter); }
