@@ -54,14 +54,7 @@ public sealed class Qwen2Tokenizer
         _idToToken = new string?[VocabSize];
         _idBytes = new byte[]?[VocabSize];
         _isSpecial = new bool[VocabSize];
-        var scratch = new List<byte>();
-        foreach (var (token, id) in _tokenToId)
-        {
-            _idToToken[id] = token;
-            scratch.Clear();
-            ByteLevelAlphabet.AppendBytes(token, scratch);
-            _idBytes[id] = scratch.ToArray();
-        }
+        foreach (var (token, id) in _tokenToId) _idToToken[id] = token;
         foreach (var t in definition.AddedTokens) _isSpecial[t.Id] = t.Special;
 
         _bpe = BpeModel.FromDefinition(definition);
@@ -156,33 +149,37 @@ public sealed class Qwen2Tokenizer
         var raw = text.AsSpan(start, length);
         if (TextNormalizer.IsTriviallyNfc(raw))
         {
-            EncodeNormalized(raw, parseSpecial, ids, starts, local => start + local, cache);
+            EncodeNormalized(raw, new OffsetMap(start, null), parseSpecial, ids, starts, cache);
             return;
         }
         string rawString = raw.ToString();
         string normalized = TextNormalizer.Nfc(rawString);
-        Func<int, int> map = normalized == rawString
-            ? local => start + local
-            : local => start + OriginalOffset(rawString, local);
-        EncodeNormalized(normalized, parseSpecial, ids, starts, map, cache);
+        EncodeNormalized(normalized, new OffsetMap(start, normalized == rawString ? null : rawString), parseSpecial, ids, starts, cache);
+    }
+
+    /// <summary>Maps an offset in a normalized segment back to the input text: the segment's start plus the offset,
+    /// or, where NFC changed the segment (<see cref="Raw"/> set), the matching offset in the raw segment.</summary>
+    readonly record struct OffsetMap(int Start, string? Raw)
+    {
+        public int this[int local] => Start + (Raw == null ? local : OriginalOffset(Raw, local));
     }
 
     /// <summary>Added tokens with normalized = true are matched here, in the normalized text.</summary>
-    void EncodeNormalized(ReadOnlySpan<char> text, bool parseSpecial, List<int> ids, List<int>? starts, Func<int, int> map, BpeWordCache cache)
+    void EncodeNormalized(ReadOnlySpan<char> text, OffsetMap map, bool parseSpecial, List<int> ids, List<int>? starts, BpeWordCache cache)
     {
         var matcher = parseSpecial ? _normalizedAll : _normalizedNonSpecial;
         int pos = 0;
         while (!matcher.IsEmpty && matcher.TryFindNext(text, pos, out int at, out var token))
         {
-            EncodePieces(text[pos..at], pos, ids, starts, map, cache);
+            EncodePieces(text[pos..at], pos, map, ids, starts, cache);
             ids.Add(token.Id);
-            starts?.Add(map(at));
+            starts?.Add(map[at]);
             pos = at + token.Content.Length;
         }
-        EncodePieces(text[pos..], pos, ids, starts, map, cache);
+        EncodePieces(text[pos..], pos, map, ids, starts, cache);
     }
 
-    void EncodePieces(ReadOnlySpan<char> text, int offset, List<int> ids, List<int>? starts, Func<int, int> map, BpeWordCache cache)
+    void EncodePieces(ReadOnlySpan<char> text, int offset, OffsetMap map, List<int> ids, List<int>? starts, BpeWordCache cache)
     {
         for (int i = 0; i < text.Length;)
         {
@@ -191,7 +188,7 @@ public sealed class Qwen2Tokenizer
             EncodeWord(text[i..end], ids, cache);
             if (starts != null)
             {
-                int s = map(offset + i);
+                int s = map[offset + i];
                 for (int k = before; k < ids.Count; k++) starts.Add(s);
             }
             i = end;
@@ -266,8 +263,16 @@ public sealed class Qwen2Tokenizer
         var bytes = new List<byte>();
         foreach (int id in ids)
         {
-            if ((uint)id >= (uint)VocabSize || _idBytes[id] is not { } b) continue;
+            if ((uint)id >= (uint)VocabSize || _idToToken[id] is not { } token) continue;
             if (skipSpecial && _isSpecial[id]) continue;
+            // Filled on first use (a benign race: every thread computes the same bytes).
+            var b = _idBytes[id];
+            if (b == null)
+            {
+                var scratch = new List<byte>(token.Length);
+                ByteLevelAlphabet.AppendBytes(token, scratch);
+                _idBytes[id] = b = scratch.ToArray();
+            }
             bytes.AddRange(b);
         }
         return Encoding.UTF8.GetString(CollectionsMarshal.AsSpan(bytes));
