@@ -175,6 +175,12 @@ let tests =
                     Expect.equal (qwen.Value.Decode ids) (nfc text) "round trip"
             }
 
+            test "empty input gives empty output" {
+                Expect.isEmpty (qwen.Value.Encode "") "Encode"
+                Expect.isEmpty (qwen.Value.EncodeBatch [||]) "EncodeBatch"
+                Expect.equal (qwen.Value.Decode [||]) "" "Decode"
+            }
+
             test "EncodeBatch equals Encode one by one, in order" {
                 let texts = readReference (Path.Combine(fixtureDir, "reference-slice.jsonl")) |> Array.map fst
                 let batch = qwen.Value.EncodeBatch texts

@@ -118,6 +118,7 @@ public sealed class Qwen2Tokenizer
     public int[][] EncodeBatch(IReadOnlyList<string> texts, bool parseSpecial = true)
     {
         var result = new int[texts.Count][];
+        if (texts.Count == 0) return result;
         int chunk = Math.Max(1, Math.Min(64, texts.Count / (4 * Environment.ProcessorCount)));
         Parallel.ForEach(Partitioner.Create(0, texts.Count, chunk), range =>
         {
