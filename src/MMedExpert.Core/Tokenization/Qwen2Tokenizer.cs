@@ -29,7 +29,14 @@ public sealed class Qwen2Tokenizer
     readonly bool[] _isSpecial;
     readonly bool _ignoreMerges;
     readonly AddedTokenMatcher _rawAll, _rawNonSpecial, _normalizedAll, _normalizedNonSpecial;
-    readonly ThreadLocal<BpeWordCache> _cache = new(() => new BpeWordCache());
+    readonly ThreadLocal<PerThread> _perThread = new(() => new PerThread());
+
+    /// <summary>What each encoding thread reuses: its word cache and an id buffer (Encode copies out of it).</summary>
+    sealed class PerThread
+    {
+        public readonly BpeWordCache Cache = new();
+        public readonly List<int> Ids = new(1024);
+    }
 
     public TokenizerDefinition Definition { get; }
 
@@ -99,9 +106,12 @@ public sealed class Qwen2Tokenizer
     /// are tokenized as ordinary text (non-special added tokens are still matched, as in the reference).</summary>
     public int[] Encode(string text, bool parseSpecial = true)
     {
-        var ids = new List<int>(text.Length / 3 + 4);
+        var ids = _perThread.Value!.Ids;
+        ids.Clear();
         EncodeInto(text, ids, null, parseSpecial);
-        return ids.ToArray();
+        var result = ids.ToArray();
+        if (ids.Capacity > 1 << 20) { ids.Clear(); ids.Capacity = 1024; } // don't keep a huge buffer after one huge text
+        return result;
     }
 
     /// <summary>Token ids and, for each, the offset in <paramref name="text"/> where its pre-tokenized piece (or added
@@ -132,7 +142,7 @@ public sealed class Qwen2Tokenizer
     public void EncodeInto(string text, List<int> ids, List<int>? starts = null, bool parseSpecial = true)
     {
         var matcher = parseSpecial ? _rawAll : _rawNonSpecial;
-        var cache = _cache.Value!;
+        var cache = _perThread.Value!.Cache;
         int pos = 0;
         while (matcher.TryFindNext(text, pos, out int at, out var token))
         {
