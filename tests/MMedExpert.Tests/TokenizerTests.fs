@@ -197,6 +197,7 @@ let tests =
                 Expect.equal (t.IdToToken 198) "Ċ" "IdToToken of a newline"
                 Expect.equal (t.IdToToken 999999) null "IdToToken outside the vocabulary"
                 Expect.equal t.VocabSize 151669 "largest id + 1"
+                Expect.equal (Qwen2Tokenizer.FromFile(fixtureDir).VocabSize) 151669 "a folder means its tokenizer.json"
             }
 
             test "added tokens are matched in raw text, leftmost then longest; parseSpecial=false leaves special ones as text" {
