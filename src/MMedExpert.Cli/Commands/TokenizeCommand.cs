@@ -28,8 +28,9 @@ public static class TokenizeCommand
         {
             var tok = Qwen2Tokenizer.FromFile(parse.GetValue(tokenizer)!);
             bool dec = parse.GetValue(decode), skip = parse.GetValue(skipSpecial);
-            using var stdin = new StreamReader(Console.OpenStandardInput());
-            using var stdout = new StreamWriter(Console.OpenStandardOutput()) { AutoFlush = false };
+            // Console.In/Out (not the raw streams) so in-process callers can redirect them; one line out per line in.
+            var stdin = Console.In;
+            var stdout = Console.Out;
             int lineNo = 0;
             for (string? line; (line = stdin.ReadLine()) != null;)
             {

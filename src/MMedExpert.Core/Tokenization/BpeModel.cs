@@ -45,12 +45,16 @@ public sealed class BpeModel
             byteIds[b] = definition.Vocab.TryGetValue(ByteLevelAlphabet.ByteToChar[b].ToString(), out int id)
                 ? id : throw new TokenizerException(file, "model.vocab", $"missing the byte-level symbol for byte 0x{b:X2}");
         var merges = new List<(int, int, int)>(definition.Merges.Count);
+        // Looked up by span so the merged string need not be allocated for each of ~150k merges.
+        if (definition.Vocab is not Dictionary<string, int> vocab || !vocab.TryGetAlternateLookup<ReadOnlySpan<char>>(out var spans))
+            spans = new Dictionary<string, int>(definition.Vocab, StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
+        Span<char> buffer = stackalloc char[256];
         for (int i = 0; i < definition.Merges.Count; i++)
         {
             var (a, b) = definition.Merges[i];
-            int Id(string t) => definition.Vocab.TryGetValue(t, out int id)
+            int Id(ReadOnlySpan<char> t) => spans.TryGetValue(t, out int id)
                 ? id : throw new TokenizerException(file, $"model.merges[{i}]", $"token \"{t}\" is not in model.vocab");
-            merges.Add((Id(a), Id(b), Id(a + b)));
+            merges.Add((Id(a), Id(b), Id(TokenizerFile.Concat(a, b, buffer))));
         }
         return new BpeModel(byteIds, merges, linearScanLimit);
     }

@@ -3,9 +3,10 @@ using System.Text;
 namespace MMedExpert.Core.Tokenization;
 
 /// <summary>
-/// The Qwen2.5-VL chat format. Facts taken from the model's chat template (Qwen/Qwen2.5-VL-*-Instruct
-/// chat_template.json; the same Jinja appears verbatim in many public projects, e.g. as
-/// DEFAULT_ROLE_AWARE_QWEN2_VL_CHAT_TEMPLATE) and from transformers' processing_qwen2_5_vl.py:
+/// The Qwen2.5-VL chat format. Facts taken from the model's chat template (chat_template.json of
+/// huggingface.co/Qwen/Qwen2.5-VL-7B-Instruct; the same Jinja is reproduced verbatim in many public projects, e.g. as
+/// DEFAULT_ROLE_AWARE_QWEN2_VL_CHAT_TEMPLATE) and from huggingface/transformers
+/// src/transformers/models/qwen2_5_vl/processing_qwen2_5_vl.py (Qwen2_5_VLProcessor.__call__):
 /// <list type="bullet">
 /// <item>when the first message is not a system message, "&lt;|im_start|&gt;system\nYou are a helpful assistant.&lt;|im_end|&gt;\n" comes first;</item>
 /// <item>every message is "&lt;|im_start|&gt;{role}\n" + content + "&lt;|im_end|&gt;\n" (one newline after the role, one after im_end);</item>

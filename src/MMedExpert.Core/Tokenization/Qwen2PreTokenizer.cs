@@ -74,7 +74,9 @@ public static class Qwen2PreTokenizer
     }
 
     /// <summary>Folds the letters of the contraction alternatives case-insensitively, as Oniguruma's (?i:) does:
-    /// ASCII case plus U+017F LATIN SMALL LETTER LONG S, whose case fold is 's'.</summary>
+    /// ASCII case plus U+017F LATIN SMALL LETTER LONG S, whose case fold is 's' (Oniguruma matches /s/i against 'ſ':
+    /// kkos/oniguruma#71, k-takata/Onigmo#97). .NET's Regex and the JavaScript port (ASCII classes) do not; the
+    /// reference tokenizers library uses Oniguruma.</summary>
     static char Fold(char c) => c == '\u017F' ? 's' : (c is >= 'A' and <= 'Z' ? (char)(c + 32) : c);
 
     /// <summary>End (exclusive) of the piece starting at <paramref name="i"/>; <paramref name="i"/> &lt; s.Length.</summary>

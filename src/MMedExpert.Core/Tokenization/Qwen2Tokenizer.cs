@@ -10,6 +10,10 @@ namespace MMedExpert.Core.Tokenization;
 /// each remaining segment is NFC-normalized, split by <see cref="Qwen2PreTokenizer"/>, and each piece's UTF-8 bytes
 /// are merged by <see cref="BpeModel"/>. Decoding maps tokens back to bytes and reads them as UTF-8, invalid sequences
 /// becoming U+FFFD. Thread-safe; each thread keeps its own word cache.
+/// Written here rather than wrapping Microsoft.ML.Tokenizers' BpeTokenizer: configured from the same file, that one gives
+/// the same ids on the reference corpus but runs about 5x slower on one thread (`mmx bench tokenizer` measures both in
+/// one run), and it offers neither piece offsets (the chat format's assistant mask), nor strict file validation, nor
+/// the reference regex engine's Unicode semantics (code points, Oniguruma's case folding).
 /// </summary>
 public sealed class Qwen2Tokenizer
 {
@@ -29,7 +33,14 @@ public sealed class Qwen2Tokenizer
     readonly bool[] _isSpecial;
     readonly bool _ignoreMerges;
     readonly AddedTokenMatcher _rawAll, _rawNonSpecial, _normalizedAll, _normalizedNonSpecial;
-    readonly ThreadLocal<BpeWordCache> _cache = new(() => new BpeWordCache());
+    readonly ThreadLocal<PerThread> _perThread = new(() => new PerThread());
+
+    /// <summary>What each encoding thread reuses: its word cache and an id buffer (Encode copies out of it).</summary>
+    sealed class PerThread
+    {
+        public readonly BpeWordCache Cache = new();
+        public readonly List<int> Ids = new(1024);
+    }
 
     public TokenizerDefinition Definition { get; }
 
@@ -41,7 +52,9 @@ public sealed class Qwen2Tokenizer
 
     public IReadOnlyList<AddedToken> AddedTokens => Definition.AddedTokens;
 
-    public static Qwen2Tokenizer FromFile(string tokenizerJsonPath) => new(TokenizerFile.Read(tokenizerJsonPath));
+    /// <summary>Reads tokenizer.json (a folder means its tokenizer.json), plus tokenizer_config.json beside it when present.</summary>
+    public static Qwen2Tokenizer FromFile(string tokenizerJsonPath) =>
+        new(TokenizerFile.Read(Directory.Exists(tokenizerJsonPath) ? Path.Combine(tokenizerJsonPath, "tokenizer.json") : tokenizerJsonPath));
 
     public Qwen2Tokenizer(TokenizerDefinition definition)
     {
@@ -54,14 +67,7 @@ public sealed class Qwen2Tokenizer
         _idToToken = new string?[VocabSize];
         _idBytes = new byte[]?[VocabSize];
         _isSpecial = new bool[VocabSize];
-        var scratch = new List<byte>();
-        foreach (var (token, id) in _tokenToId)
-        {
-            _idToToken[id] = token;
-            scratch.Clear();
-            ByteLevelAlphabet.AppendBytes(token, scratch);
-            _idBytes[id] = scratch.ToArray();
-        }
+        foreach (var (token, id) in _tokenToId) _idToToken[id] = token;
         foreach (var t in definition.AddedTokens) _isSpecial[t.Id] = t.Special;
 
         _bpe = BpeModel.FromDefinition(definition);
@@ -106,9 +112,12 @@ public sealed class Qwen2Tokenizer
     /// are tokenized as ordinary text (non-special added tokens are still matched, as in the reference).</summary>
     public int[] Encode(string text, bool parseSpecial = true)
     {
-        var ids = new List<int>(text.Length / 3 + 4);
+        var ids = _perThread.Value!.Ids;
+        ids.Clear();
         EncodeInto(text, ids, null, parseSpecial);
-        return ids.ToArray();
+        var result = ids.ToArray();
+        if (ids.Capacity > 1 << 20) { ids.Clear(); ids.Capacity = 1024; } // don't keep a huge buffer after one huge text
+        return result;
     }
 
     /// <summary>Token ids and, for each, the offset in <paramref name="text"/> where its pre-tokenized piece (or added
@@ -125,6 +134,7 @@ public sealed class Qwen2Tokenizer
     public int[][] EncodeBatch(IReadOnlyList<string> texts, bool parseSpecial = true)
     {
         var result = new int[texts.Count][];
+        if (texts.Count == 0) return result;
         int chunk = Math.Max(1, Math.Min(64, texts.Count / (4 * Environment.ProcessorCount)));
         Parallel.ForEach(Partitioner.Create(0, texts.Count, chunk), range =>
         {
@@ -138,7 +148,7 @@ public sealed class Qwen2Tokenizer
     public void EncodeInto(string text, List<int> ids, List<int>? starts = null, bool parseSpecial = true)
     {
         var matcher = parseSpecial ? _rawAll : _rawNonSpecial;
-        var cache = _cache.Value!;
+        var cache = _perThread.Value!.Cache;
         int pos = 0;
         while (matcher.TryFindNext(text, pos, out int at, out var token))
         {
@@ -156,33 +166,37 @@ public sealed class Qwen2Tokenizer
         var raw = text.AsSpan(start, length);
         if (TextNormalizer.IsTriviallyNfc(raw))
         {
-            EncodeNormalized(raw, parseSpecial, ids, starts, local => start + local, cache);
+            EncodeNormalized(raw, new OffsetMap(start, null), parseSpecial, ids, starts, cache);
             return;
         }
         string rawString = raw.ToString();
         string normalized = TextNormalizer.Nfc(rawString);
-        Func<int, int> map = normalized == rawString
-            ? local => start + local
-            : local => start + OriginalOffset(rawString, local);
-        EncodeNormalized(normalized, parseSpecial, ids, starts, map, cache);
+        EncodeNormalized(normalized, new OffsetMap(start, normalized == rawString ? null : rawString), parseSpecial, ids, starts, cache);
+    }
+
+    /// <summary>Maps an offset in a normalized segment back to the input text: the segment's start plus the offset,
+    /// or, where NFC changed the segment (<see cref="Raw"/> set), the matching offset in the raw segment.</summary>
+    readonly record struct OffsetMap(int Start, string? Raw)
+    {
+        public int this[int local] => Start + (Raw == null ? local : OriginalOffset(Raw, local));
     }
 
     /// <summary>Added tokens with normalized = true are matched here, in the normalized text.</summary>
-    void EncodeNormalized(ReadOnlySpan<char> text, bool parseSpecial, List<int> ids, List<int>? starts, Func<int, int> map, BpeWordCache cache)
+    void EncodeNormalized(ReadOnlySpan<char> text, OffsetMap map, bool parseSpecial, List<int> ids, List<int>? starts, BpeWordCache cache)
     {
         var matcher = parseSpecial ? _normalizedAll : _normalizedNonSpecial;
         int pos = 0;
         while (!matcher.IsEmpty && matcher.TryFindNext(text, pos, out int at, out var token))
         {
-            EncodePieces(text[pos..at], pos, ids, starts, map, cache);
+            EncodePieces(text[pos..at], pos, map, ids, starts, cache);
             ids.Add(token.Id);
-            starts?.Add(map(at));
+            starts?.Add(map[at]);
             pos = at + token.Content.Length;
         }
-        EncodePieces(text[pos..], pos, ids, starts, map, cache);
+        EncodePieces(text[pos..], pos, map, ids, starts, cache);
     }
 
-    void EncodePieces(ReadOnlySpan<char> text, int offset, List<int> ids, List<int>? starts, Func<int, int> map, BpeWordCache cache)
+    void EncodePieces(ReadOnlySpan<char> text, int offset, OffsetMap map, List<int> ids, List<int>? starts, BpeWordCache cache)
     {
         for (int i = 0; i < text.Length;)
         {
@@ -191,7 +205,7 @@ public sealed class Qwen2Tokenizer
             EncodeWord(text[i..end], ids, cache);
             if (starts != null)
             {
-                int s = map(offset + i);
+                int s = map[offset + i];
                 for (int k = before; k < ids.Count; k++) starts.Add(s);
             }
             i = end;
@@ -266,8 +280,16 @@ public sealed class Qwen2Tokenizer
         var bytes = new List<byte>();
         foreach (int id in ids)
         {
-            if ((uint)id >= (uint)VocabSize || _idBytes[id] is not { } b) continue;
+            if ((uint)id >= (uint)VocabSize || _idToToken[id] is not { } token) continue;
             if (skipSpecial && _isSpecial[id]) continue;
+            // Filled on first use (a benign race: every thread computes the same bytes).
+            var b = _idBytes[id];
+            if (b == null)
+            {
+                var scratch = new List<byte>(token.Length);
+                ByteLevelAlphabet.AppendBytes(token, scratch);
+                _idBytes[id] = b = scratch.ToArray();
+            }
             bytes.AddRange(b);
         }
         return Encoding.UTF8.GetString(CollectionsMarshal.AsSpan(bytes));

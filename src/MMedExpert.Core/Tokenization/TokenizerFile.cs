@@ -59,9 +59,9 @@ public static class TokenizerFile
             throw new TokenizerException(file, "model.byte_fallback", "true is not supported (byte-level BPE needs no fallback)");
         bool ignoreMerges = model.TryGetProperty("ignore_merges", out var im) && im.ValueKind == JsonValueKind.True;
 
-        var vocab = ReadVocab(file, model);
+        var (vocab, tokenOfId) = ReadVocab(file, model);
         var merges = ReadMerges(file, model, vocab);
-        var added = ReadAddedTokens(file, root, vocab);
+        var added = ReadAddedTokens(file, root, tokenOfId);
         return new TokenizerDefinition(file, vocab, merges, added, ignoreMerges);
     }
 
@@ -152,7 +152,7 @@ public static class TokenizerFile
             throw new TokenizerException(file, $"{field}.use_regex", "true is not supported (the Split step already splits)");
     }
 
-    static Dictionary<string, int> ReadVocab(string file, JsonElement model)
+    static (Dictionary<string, int> Vocab, Dictionary<int, string> TokenOfId) ReadVocab(string file, JsonElement model)
     {
         if (!model.TryGetProperty("vocab", out var v) || v.ValueKind != JsonValueKind.Object)
             throw new TokenizerException(file, "model.vocab", "missing or not an object");
@@ -174,7 +174,7 @@ public static class TokenizerFile
             if (!vocab.ContainsKey(s))
                 throw new TokenizerException(file, "model.vocab", $"missing the byte-level symbol \"{s}\" (byte 0x{b:X2}); every byte must have a token");
         }
-        return vocab;
+        return (vocab, seenIds);
     }
 
     static List<(string, string)> ReadMerges(string file, JsonElement model, Dictionary<string, int> vocab)
@@ -182,6 +182,7 @@ public static class TokenizerFile
         if (!model.TryGetProperty("merges", out var m) || m.ValueKind != JsonValueKind.Array)
             throw new TokenizerException(file, "model.merges", "missing or not an array");
         var merges = new List<(string, string)>(m.GetArrayLength());
+        var spans = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
         int i = 0;
         foreach (var item in m.EnumerateArray())
         {
@@ -200,19 +201,28 @@ public static class TokenizerFile
 
             if (!vocab.ContainsKey(left)) throw new TokenizerException(file, field, $"token \"{left}\" is not in model.vocab");
             if (!vocab.ContainsKey(right)) throw new TokenizerException(file, field, $"token \"{right}\" is not in model.vocab");
-            if (!vocab.ContainsKey(left + right)) throw new TokenizerException(file, field, $"merged token \"{left + right}\" is not in model.vocab");
+            if (!spans.ContainsKey(Concat(left, right, stackalloc char[left.Length + right.Length <= 256 ? left.Length + right.Length : 0])))
+                throw new TokenizerException(file, field, $"merged token \"{left + right}\" is not in model.vocab");
             merges.Add((left, right));
             i++;
         }
         return merges;
     }
 
-    static List<AddedToken> ReadAddedTokens(string file, JsonElement root, Dictionary<string, int> vocab)
+    /// <summary>left + right, in <paramref name="buffer"/> when it fits (merge tokens are short), else a new string.</summary>
+    internal static ReadOnlySpan<char> Concat(string left, string right, Span<char> buffer)
+    {
+        if (buffer.Length < left.Length + right.Length) return left + right;
+        left.AsSpan().CopyTo(buffer);
+        right.AsSpan().CopyTo(buffer[left.Length..]);
+        return buffer[..(left.Length + right.Length)];
+    }
+
+    static List<AddedToken> ReadAddedTokens(string file, JsonElement root, Dictionary<int, string> byId)
     {
         var list = new List<AddedToken>();
         if (!root.TryGetProperty("added_tokens", out var arr) || arr.ValueKind == JsonValueKind.Null) return list;
         if (arr.ValueKind != JsonValueKind.Array) throw new TokenizerException(file, "added_tokens", "expected an array");
-        var byId = vocab.ToDictionary(kv => kv.Value, kv => kv.Key);
         int i = 0;
         foreach (var t in arr.EnumerateArray())
         {
