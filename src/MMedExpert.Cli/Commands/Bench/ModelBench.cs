@@ -87,6 +87,9 @@ public static class ModelBench
                 preset = parse.GetValue(preset),
                 dtype = dtype == ScalarType.BFloat16 ? "bf16" : "fp32",
                 threads = get_num_threads(),
+                // Shared machines: the load while measuring and the OpenMP wait policy (spinning threads suffer most under load).
+                load_average = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a",
+                omp_wait_policy = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "(default)",
                 parameters = ParameterCount(config),
                 language_model = lm,
                 train_preset = parse.GetValue(trainPreset),
