@@ -28,7 +28,6 @@ public static class PeftAdapterConfig
             ["lora_dropout"] = config.Dropout,
             ["use_rslora"] = config.UseRsLora,
             ["target_modules"] = TargetsToJson(config.TargetModules),
-            ["exclude_modules"] = excludeVision ? TargetModules.VisionPattern : null,
             ["init_lora_weights"] = initLoraWeights == "true" ? JsonValue.Create(true) : JsonValue.Create(initLoraWeights),
             ["bias"] = "none",
             ["fan_in_fan_out"] = false,
@@ -39,6 +38,8 @@ public static class PeftAdapterConfig
             ["inference_mode"] = true,
             ["revision"] = null,
         };
+        // Written only when needed: PEFT versions before 0.14 do not know the key.
+        if (excludeVision) o["exclude_modules"] = TargetModules.VisionPattern;
         return o;
     }
 

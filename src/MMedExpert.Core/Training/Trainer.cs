@@ -37,8 +37,8 @@ public sealed class Trainer<TBatch> : IDisposable
     readonly ProgressReporter progress;
 
     public AdamW Optimizer { get; }
-    public string? CheckpointDir => options.OutputDir is null ? null : Path.Combine(options.OutputDir, "checkpoint");
-    public string? MetricsPath => options.OutputDir is null ? null : Path.Combine(options.OutputDir, "metrics.jsonl");
+    public string? CheckpointDir => options.CheckpointDir ?? (options.OutputDir is null ? null : Path.Combine(options.OutputDir, "checkpoint"));
+    public string? MetricsPath => options.MetricsPath ?? (options.OutputDir is null ? null : Path.Combine(options.OutputDir, "metrics.jsonl"));
 
     /// <param name="parameters">What the optimizer updates (e.g. one LoRA adapter's A and B).</param>
     /// <param name="batchAt">Micro-batch by global index (a pure function of the index, e.g. via <see cref="LengthBucketing"/>).</param>

@@ -19,10 +19,14 @@ public sealed record TrainerOptions
     public double Beta2 { get; init; } = 0.999;
     public double Epsilon { get; init; } = 1e-8;
     public long Seed { get; init; }
-    /// <summary>Checkpoint every N steps (and at the end); 0: only at the end. Needs <see cref="OutputDir"/>.</summary>
+    /// <summary>Checkpoint every N steps (and at the end); 0: only at the end. Needs a checkpoint folder (OutputDir or CheckpointDir).</summary>
     public int CheckpointEvery { get; init; }
-    /// <summary>Folder for <c>checkpoint/</c> and <c>metrics.jsonl</c>; null: neither is written.</summary>
+    /// <summary>Folder for <c>checkpoint/</c> and <c>metrics.jsonl</c>; null: neither is written (unless set below).</summary>
     public string? OutputDir { get; init; }
+    /// <summary>Where the checkpoint folder goes (default OutputDir/checkpoint).</summary>
+    public string? CheckpointDir { get; init; }
+    /// <summary>Where the metrics go (default OutputDir/metrics.jsonl; the run layout uses metrics/dsa-&lt;specialty&gt;.jsonl).</summary>
+    public string? MetricsPath { get; init; }
     public string Description { get; init; } = "train";
 
     public CosineSchedule Schedule => new(LearningRate, WarmupSteps, TotalSteps, MinLearningRate);
