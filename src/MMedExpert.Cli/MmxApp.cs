@@ -15,6 +15,8 @@ public static class MmxApp
         root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(TokenizerFixtureCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(DsaCommand.Create());
+        root.Subcommands.Add(GbaCommand.Create());
         return root;
     }
 

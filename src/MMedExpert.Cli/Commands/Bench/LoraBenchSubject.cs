@@ -22,7 +22,7 @@ public sealed record LoraBenchShape(int Batch, int Sequence, long Seed);
 
 /// <summary>
 /// The presets `mmx bench lora --preset NAME` knows. "toy" is <see cref="ToyCausalLm"/> at a size where matmuls
-/// dominate; the real model's presets ("small", ...) are added here when the model lands.
+/// dominate; "tiny" and "small" are the real model's presets (Qwen2.5-VL, random weights, 2,000-token vocabulary).
 /// </summary>
 public static class LoraBenchSubjects
 {
@@ -30,7 +30,32 @@ public static class LoraBenchSubjects
         new Dictionary<string, Func<LoraBenchShape, LoraBenchSubject>>
         {
             ["toy"] = Toy,
+            ["tiny"] = shape => Vlm("tiny", shape),
+            ["small"] = shape => Vlm("small", shape),
         };
+
+    /// <summary>
+    /// A random Qwen2.5-VL of a preset over a 2,000-token trained tokenizer (the embedded run's size); the loss is
+    /// next-token cross-entropy on random token ids (text only: the vision tower is part of the model, not of the loss).
+    /// </summary>
+    static LoraBenchSubject Vlm(string preset, LoraBenchShape shape)
+    {
+        var tokenizer = BenchVlm.Tokenizer();
+        var model = BenchVlm.Model(preset, tokenizer, shape.Seed);
+        model.train();
+        int vocab = model.Config.VocabSize;
+        Tensor Loss(long i)
+        {
+            using var scope = NewDisposeScope();
+            using var gen = new Generator((ulong)MMedExpert.Core.Runtime.Seeds.Derive(shape.Seed, i));
+            var ids = randint(0, tokenizer.VocabSize, new long[] { shape.Batch, shape.Sequence }, generator: gen);
+            var logits = model.forward(ids);
+            var predicted = logits.narrow(1, 0, shape.Sequence - 1).reshape(-1, vocab);
+            var targets = ids.narrow(1, 1, shape.Sequence - 1).reshape(-1);
+            return nn.functional.cross_entropy(predicted, targets).MoveToOuterDisposeScope();
+        }
+        return new LoraBenchSubject(model, Loss, (long)shape.Batch * shape.Sequence, BenchVlm.Describe(model.Config));
+    }
 
     static LoraBenchSubject Toy(LoraBenchShape shape)
     {
