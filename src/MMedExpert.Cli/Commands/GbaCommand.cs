@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using MMedExpert.Algebra.Advantages;
+using GrpoOptions = MMedExpert.Core.Training.Grpo.GrpoOptions;
 using MMedExpert.Algebra.Rewards;
 using MMedExpert.Core;
 using MMedExpert.Core.Lora;

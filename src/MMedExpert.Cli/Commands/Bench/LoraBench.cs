@@ -80,6 +80,7 @@ public static class LoraBench
                 ["seq"] = settings.Shape.Sequence,
                 ["steps"] = settings.Steps,
                 ["threads"] = get_num_threads(),
+                ["load_average"] = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a",
                 ["lora"] = lora,
                 ["full"] = full,
                 ["lora_over_full_tokens_per_s"] = Ratio("tokens_per_s"),

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using MMedExpert.Algebra.Advantages;
+using GrpoOptions = MMedExpert.Core.Training.Grpo.GrpoOptions;
 using MMedExpert.Algebra.Rewards;
 using MMedExpert.Core;
 using MMedExpert.Core.Lora;
@@ -110,6 +111,8 @@ public static class RlBench
                 ["mean_completion_tokens"] = Math.Round(tokens / (steps * promptsPerStep * groupSize), 1),
                 ["beta"] = beta,
                 ["threads"] = get_num_threads(),
+                // The machine may be shared: the load says how far the figures are from an idle one.
+                ["load_average"] = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a",
                 ["seconds_per_step"] = Math.Round(stepSeconds / steps, 3),
                 ["rollout_tokens_per_s"] = Math.Round(tokens / generation, 1),
                 ["generation_share"] = Math.Round(generation / stepSeconds, 3),
