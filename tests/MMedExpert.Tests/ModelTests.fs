@@ -277,4 +277,39 @@ let tests =
             let e = throws<ModelWeightsException> (fun () -> Qwen25VL.Load missing |> ignore)
             Expect.stringContains e.Message "lm_head.weight" "names the missing parameter"
         }
+    
+        test "mmx generate answers a prompt about an image with a tiny checkpoint in HF layout" {
+            use dir = new TestKit.TempDir()
+            // Real Qwen token ids (the reduced fixture tokenizer keeps them), so the tiny model uses the full vocabulary.
+            use model = Qwen25VL.CreateRandom(Qwen25VLConfig.Preset "tiny", 12L)
+            let companions = dir.File "companions"
+            Directory.CreateDirectory companions |> ignore
+            File.Copy(TestKit.fixture "qwen2-tokenizer/tokenizer.json", Path.Combine(companions, "tokenizer.json"))
+            let checkpoint = dir.File "tiny"
+            Qwen25VL.Save(model, checkpoint, companionsFrom = companions)
+            let image = TestKit.fixture "preprocess/inputs/scene_120x90.png"
+            let args = [ "generate"; "--model"; checkpoint; "--image"; image; "--prompt"; "What is shown?"; "--max-new-tokens"; "4"
+                         "--temperature"; "0.8"; "--seed"; "5"; "--json" ]
+            let code, out, err = TestKit.runMmx args
+            Expect.equal code 0 $"exit code (stderr: {err})"
+            let result = JsonNode.Parse(out)
+            let ids = result["token_ids"].AsArray() |> Seq.map (fun n -> n.GetValue<int>()) |> Array.ofSeq
+            let logProbs = result["log_probs"].AsArray() |> Seq.map (fun n -> n.GetValue<float32>()) |> Array.ofSeq
+            Expect.isTrue (ids.Length >= 1 && ids.Length <= 4) "1 to 4 new tokens"
+            Expect.equal logProbs.Length ids.Length "one log-prob per token"
+            Expect.isTrue (logProbs |> Array.forall (fun lp -> lp <= 0.0f && not (Single.IsNaN lp))) "log-probs are log-probabilities"
+            // 120×90 → resized to 112×84 → grid 1×6×8 patches → 12 image tokens in the prompt.
+            Expect.isGreaterThan (result["prompt_tokens"].GetValue<int>()) 12 "prompt holds the image tokens"
+            // The same seed gives the same answer; the scored log-probs of that answer are the reported ones.
+            let code2, out2, _ = TestKit.runMmx args
+            Expect.equal code2 0 "second run"
+            let again = JsonNode.Parse(out2)
+            Expect.equal (again["token_ids"].ToJsonString()) (result["token_ids"].ToJsonString()) "reproducible"
+            // A folder without tokenizer.json is an input error naming the file.
+            let bare = dir.File "bare"
+            Qwen25VL.Save(model, bare)
+            let code3, _, err3 = TestKit.runMmx [ "generate"; "--model"; bare; "--prompt"; "hi" ]
+            Expect.equal code3 2 "input error exit code"
+            Expect.stringContains err3 "tokenizer.json" "names the missing file"
+        }
     ]
