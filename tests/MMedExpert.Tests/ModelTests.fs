@@ -91,6 +91,25 @@ let tests =
             Expect.equal (JsonNode.Parse(nested.ToJson()).["text_config"].["hidden_size"].GetValue<int>()) 3584 "text_config kept"
         }
 
+        test "config: a published 3B config.json (vision keys left at the reference defaults) reads with the 3B shapes" {
+            // The shape of Qwen/Qwen2.5-VL-3B-Instruct's config.json: vision_config lists only what differs from the defaults.
+            let json = """{
+              "architectures": ["Qwen2_5_VLForConditionalGeneration"], "bos_token_id": 151643, "eos_token_id": 151645,
+              "hidden_act": "silu", "hidden_size": 2048, "image_token_id": 151655, "intermediate_size": 11008,
+              "max_position_embeddings": 128000, "model_type": "qwen2_5_vl", "num_attention_heads": 16, "num_hidden_layers": 36,
+              "num_key_value_heads": 2, "rms_norm_eps": 1e-06,
+              "rope_scaling": {"mrope_section": [16, 24, 24], "rope_type": "default", "type": "default"},
+              "rope_theta": 1000000.0, "tie_word_embeddings": true, "torch_dtype": "bfloat16", "video_token_id": 151656,
+              "vision_config": {"hidden_size": 1280, "in_chans": 3, "model_type": "qwen2_5_vl", "out_hidden_size": 2048,
+                                "spatial_patch_size": 14, "tokens_per_second": 2, "torch_dtype": "bfloat16"},
+              "vision_end_token_id": 151653, "vision_start_token_id": 151652, "vision_token_id": 151654, "vocab_size": 151936 }"""
+            let c = Qwen25VLConfig.Parse(json, "3b/config.json")
+            let p = Qwen25VLConfig.Preset "3b"
+            Expect.equal (c.HiddenSize, c.NumHiddenLayers, c.NumKeyValueHeads, c.TieWordEmbeddings, c.EosTokenId) (p.HiddenSize, p.NumHiddenLayers, p.NumKeyValueHeads, true, Nullable 151645) "text"
+            Expect.equal (c.Vision.Depth, c.Vision.HiddenSize, c.Vision.NumHeads, c.Vision.IntermediateSize, c.Vision.OutHiddenSize, List.ofSeq c.Vision.FullAttentionBlockIndexes)
+                         (32, 1280, 16, 3420, 2048, [ 7; 15; 23; 31 ]) "vision tower of the 3B model"
+        }
+
         test "config: a missing required key is named" {
             for key in [ "hidden_size"; "vocab_size"; "num_hidden_layers" ] do
                 let root = JsonNode.Parse(Qwen25VLConfig.Preset("tiny").ToJson()).AsObject()
