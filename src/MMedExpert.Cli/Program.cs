@@ -7,5 +7,6 @@ var root = new RootCommand("MMedExpert: medical vision-language reasoning (Qwen2
 CommandKit.AddGlobalOptions(root);
 
 root.Subcommands.Add(InfoCommand.Create());
+root.Subcommands.Add(DataCommand.Create());
 
 return CommandKit.Run(root, args);
