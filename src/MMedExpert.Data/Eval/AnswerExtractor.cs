@@ -71,7 +71,12 @@ public static partial class AnswerExtractor
     {
         if (WholeLetter().Match(text) is { Success: true } w) return Valid(w.Groups[1].Value, options);
         if (LeadingLetter().Match(text) is { Success: true } lead)
+        {
+            // "(A) and (C) …" names two letters; "B. Pneumonia" or "C) Metastases" names one.
+            int after = lead.Index + lead.Length - 1;
+            if (AnotherLetter().IsMatch(text[after..])) return null;
             return Valid(lead.Groups[1].Success ? lead.Groups[1].Value : lead.Groups[2].Value, options);
+        }
 
         var explicitMatches = Explicit().Matches(text).Where(m => Valid(LetterOf(m), options) != null).ToList();
         if (explicitMatches.Count > 0)
@@ -102,7 +107,10 @@ public static partial class AnswerExtractor
         int i = index + 1;
         if (i >= text.Length || text[i] != ' ') return false;
         while (i < text.Length && text[i] == ' ') i++;
-        return i < text.Length && char.IsLower(text[i]);
+        if (i >= text.Length || !char.IsLower(text[i])) return false;
+        int j = i;
+        while (j < text.Length && char.IsLetter(text[j])) j++;
+        return text[i..j] is not ("or" or "and" or "nor" or "vs");   // "A or B" lists letters
     }
 
     static string Normalize(string s) => " " + NonAlnum().Replace(s.ToLowerInvariant(), " ").Trim() + " ";
