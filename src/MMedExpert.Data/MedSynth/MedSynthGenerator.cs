@@ -16,7 +16,7 @@ namespace MMedExpert.Data.MedSynth;
 /// </summary>
 public static class MedSynthGenerator
 {
-    const int BlockSize = 64;
+    const int BlockSize = 64, ChunkSize = 1024;
     const ulong BlockStream = 1, TextStream = 2, ImageStream = 3, OptionStream = 4;
 
     static readonly string[] Stems =
@@ -53,15 +53,16 @@ public static class MedSynthGenerator
     {
         o.Validate();
         var plan = Assign(o.N, o.Seed);
-        int width = Math.Max(5, (o.N - 1).ToString().Length);
         var items = new GeneratedItem[o.N];
         Parallel.For(0, o.N, i =>
         {
-            items[i] = One(i, plan[i], width, o);
+            items[i] = One(i, plan[i], IdWidth(o.N), o);
             itemDone?.Invoke(i);
         });
         return items;
     }
+
+    static int IdWidth(int n) => Math.Max(5, (n - 1).ToString().Length);
 
     static GeneratedItem One(int i, (int Specialty, int Diagnosis, bool C1, bool C2) cell, int width, MedSynthOptions o)
     {
@@ -103,10 +104,21 @@ public static class MedSynthGenerator
         SynthesisReport? report = null;
         AtomicFile.WriteDirectory(outDir, tmp =>
         {
-            var items = Generate(o, itemDone);
-            string images = Path.Combine(tmp, "images");
-            Directory.CreateDirectory(images);
-            Parallel.ForEach(items, g => File.WriteAllBytes(Path.Combine(tmp, g.Item.Images[0]), g.Png));
+            Directory.CreateDirectory(Path.Combine(tmp, "images"));
+            var plan = Assign(o.N, o.Seed);
+            var items = new GeneratedItem[o.N];
+            // Chunks bound the memory: each chunk's PNG bytes are written and dropped before the next.
+            for (int start = 0; start < o.N; start += ChunkSize)
+            {
+                int count = Math.Min(ChunkSize, o.N - start);
+                Parallel.For(start, start + count, i =>
+                {
+                    var g = One(i, plan[i], IdWidth(o.N), o);
+                    File.WriteAllBytes(Path.Combine(tmp, g.Item.Images[0]), g.Png);
+                    items[i] = g with { Png = [] };
+                    itemDone?.Invoke(i);
+                });
+            }
             foreach (var split in Vocabulary.Splits)
                 File.WriteAllText(Path.Combine(tmp, $"{split}.jsonl"), MedItemJson.ToJsonLines(items.Select(g => g.Item).Where(it => it.Split == split)));
             report = SynthesisReport.Compute(items, o);

@@ -28,6 +28,7 @@ public static class Scenes
 
     internal static double Lerp(double a, double b, double t) => a + (b - a) * t;
 
-    /// <summary>Film grain of a difficulty: none when easy. Kept small because grain is what PNG cannot compress.</summary>
-    internal static double Grain(double d) => Lerp(0.0, 0.035, d);
+    /// <summary>Film grain of a difficulty: none when easy, growing with d² (grain is what PNG cannot compress, so the
+    /// default difficulty keeps it below one grey level).</summary>
+    internal static double Grain(double d) => 0.035 * d * d;
 }
