@@ -150,6 +150,15 @@ let tests =
                 Expect.isLessThan r.MajorityLetter 0.30 "no letter bias"
             }
 
+            test "at difficulty 0 and 1 the drawn scenes and texts still carry the intended findings" {
+                for d in [ 0.0; 1.0 ] do
+                    let items = MedSynthGenerator.Generate(MedSynthOptions(N = 128, Seed = 5UL, Difficulty = d, ImageSize = 56))
+                    let r = SynthesisReport.Compute(items, MedSynthOptions(N = 128, Seed = 5UL, Difficulty = d, ImageSize = 56))
+                    Expect.equal r.ImageReadbackAgreement 1.0 $"image findings at difficulty {d}"
+                    Expect.equal r.TextReadbackAgreement 1.0 $"text findings at difficulty {d}"
+                    Expect.equal r.FullRule 1.0 $"full rule at difficulty {d}"
+            }
+
             test "the XOR design: per specialty, each text cell and each image cell meets every diagnosis equally often" {
                 let dir, _ = small.Force()
                 let items = allItems dir
