@@ -124,19 +124,6 @@ public sealed class Canvas
         else { _r[k] += (c.R - _r[k]) * w; _g[k] += (c.G - _g[k]) * w; _b[k] += (c.B - _b[k]) * w; }
     }
 
-    /// <summary>Mean intensity (average of the channels) over a disk, for tests that probe what was drawn.</summary>
-    public double MeanIn(double cx, double cy, double r)
-    {
-        double sum = 0; int n = 0;
-        for (int y = 0; y < Size; y++)
-        for (int x = 0; x < Size; x++)
-        {
-            double dx = x + 0.5 - cx, dy = y + 0.5 - cy;
-            if (dx * dx + dy * dy <= r * r) { int k = y * Size + x; sum += (_r[k] + _g[k] + _b[k]) / 3; n++; }
-        }
-        return n == 0 ? double.NaN : sum / n;
-    }
-
     static byte ToByte(double v) => v <= 0 ? (byte)0 : v >= 1 ? (byte)255 : (byte)(v * 255 + 0.5);
 
     /// <summary>The pixels as bytes: one gray channel (mean of R, G, B) or interleaved RGB.</summary>
