@@ -20,7 +20,11 @@ public static class CommandKit
         Recursive = true,
     };
 
-    public static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // plain '+', '<' in console output
+    };
 
     public static void AddGlobalOptions(RootCommand root)
     {
@@ -40,7 +44,8 @@ public static class CommandKit
         {
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
-        catch (Exception e) when (!verbose && Unwrap(e) is MmxException or IOException or UnauthorizedAccessException or InvalidDataException)
+        catch (Exception e) when (!verbose && Unwrap(e) is MmxException or IOException or UnauthorizedAccessException or InvalidDataException
+            or MMedExpert.Algebra.Rewards.GuidelineSpecException)
         {
             Console.Error.WriteLine($"error: {Unwrap(e).Message}");
             return 2;

@@ -325,19 +325,14 @@ let tests =
             }
 
             test "mmx data synth and data check run; a bad file exits with 2" {
-                let root () =
-                    let r = System.CommandLine.RootCommand("test")
-                    MMedExpert.Cli.CommandKit.AddGlobalOptions r
-                    r.Subcommands.Add(MMedExpert.Cli.Commands.DataCommand.Create())
-                    r
                 let out = Path.Combine(tempDir "cli", "set")
-                Expect.equal (MMedExpert.Cli.CommandKit.Run(root (), [| "data"; "synth"; "--out"; out; "--n"; "64"; "--image-size"; "32" |])) 0 "synth"
+                Expect.equal (MMedExpert.Cli.MmxApp.Run([| "data"; "synth"; "--out"; out; "--n"; "64"; "--image-size"; "32" |])) 0 "synth"
                 Expect.isTrue (File.Exists(Path.Combine(out, "report.json"))) "report written"
-                Expect.equal (MMedExpert.Cli.CommandKit.Run(root (), [| "data"; "check"; out |])) 0 "check the folder"
+                Expect.equal (MMedExpert.Cli.MmxApp.Run([| "data"; "check"; out |])) 0 "check the folder"
                 let bad = Path.Combine(out, "bad.jsonl")
                 File.WriteAllText(bad, "{}\n")
-                Expect.equal (MMedExpert.Cli.CommandKit.Run(root (), [| "data"; "check"; bad |])) 2 "bad file"
-                Expect.equal (MMedExpert.Cli.CommandKit.Run(root (), [| "data"; "check"; bad; "--skip-bad" |])) 0 "skip-bad"
+                Expect.equal (MMedExpert.Cli.MmxApp.Run([| "data"; "check"; bad |])) 2 "bad file"
+                Expect.equal (MMedExpert.Cli.MmxApp.Run([| "data"; "check"; bad; "--skip-bad" |])) 0 "skip-bad"
             }
         ]
     ]
