@@ -198,8 +198,8 @@ let tests =
                     Expect.stringContains think $"Conclusion: {item.AnswerText}, option {item.Answer}." $"{item.Id}: conclusion"
                     if item.Perspective = Vocabulary.Bayesian then
                         Expect.equal item.Guideline.PretestProbability (Nullable 0.25) "pre-test probability"
-                        Expect.stringContains think "starts at 0.25" "states the pre-test probability"
-                        Expect.stringContains think "rises from 0.25 to 0.50" "states the update"
+                        Expect.stringContains think "Pre-test probability: 0.25" "states the pre-test probability"
+                        Expect.stringContains think "Post-test probability: about 0.95" "states the update"
                     else Expect.isFalse item.Guideline.PretestProbability.HasValue "only bayesian items carry it"
             }
 
@@ -240,9 +240,26 @@ let tests =
                 let item = allItems dir |> List.find (fun i -> i.Perspective = Vocabulary.Bayesian)
                 let a = RewardAnnotations.From item
                 Expect.equal a.Answer item.Answer "answer"
-                Expect.equal a.AnswerText item.Options[item.Answer] "text"
-                Expect.sequenceEqual a.KeyFindings item.Guideline.KeyFindings "findings"
-                Expect.equal a.PretestProbability (Nullable 0.25) "pre-test"
+                Expect.equal a.Options[item.Answer] item.AnswerText "options"
+                Expect.equal a.KeyFindings (List.ofSeq item.Guideline.KeyFindings) "findings"
+                Expect.equal a.GuidelineSteps (item.Guideline.GuidelineSteps |> Seq.map (fun s -> [ s ]) |> List.ofSeq) "one keyword per step"
+                Expect.equal a.PretestProbability (Some 0.25) "pre-test"
+                Expect.equal a.Perspective Vocabulary.Bayesian "perspective"
+            }
+
+            test "every reference trace earns the full reward of its own perspective under the default guideline spec" {
+                let dir, _ = small.Force()
+                let spec = MMedExpert.Algebra.Rewards.DefaultSpec.load ()
+                for item in allItems dir do
+                    let a = RewardAnnotations.From item
+                    let score = MMedExpert.Algebra.Rewards.GuidelineSpec.evaluate spec a (MMedExpert.Algebra.Rewards.Completion.OfText item.Reasoning)
+                    let k = MMedExpert.Algebra.Rewards.GuidelineRewards.strategyIndex spec item.Perspective
+                    let breakdown =
+                        score.Breakdown[k].Checks
+                        |> List.filter (fun (_, r) -> r.Score < 1.0)
+                        |> List.map (fun (c, r) -> sprintf "%A: %.2f %s" c.Check r.Score r.Detail)
+                    let why = String.Join("; ", breakdown)
+                    Expect.equal score.Rewards[k] 1.0 $"{item.Id} ({item.Perspective}): {why}"
             }
         ]
 

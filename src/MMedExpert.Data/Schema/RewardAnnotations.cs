@@ -1,21 +1,22 @@
+using MMedExpert.Algebra.Rewards;
+
 namespace MMedExpert.Data.Schema;
 
-/// <summary>
-/// What the guideline-based rewards need from an item: correct letter and text, options, key findings, ordered
-/// guideline steps, pre-test probability, perspective and specialty. A stand-in until the Algebra reward DSL defines
-/// its own Annotations type; then <see cref="From"/> becomes the one mapping to it.
-/// </summary>
-public sealed record RewardAnnotations(
-    string Answer,
-    string AnswerText,
-    IReadOnlyDictionary<string, string> Options,
-    IReadOnlyList<string> KeyFindings,
-    IReadOnlyList<string> GuidelineSteps,
-    double? PretestProbability,
-    string Perspective,
-    string Specialty)
+/// <summary>The one mapping from an MMedExpert item to the annotations the guideline-based rewards read.</summary>
+public static class RewardAnnotations
 {
-    public static RewardAnnotations From(MedItem item) => new(
-        item.Answer, item.AnswerText, item.Options, item.Guideline.KeyFindings, item.Guideline.GuidelineSteps,
-        item.Guideline.PretestProbability, item.Perspective, item.Specialty);
+    /// <summary>
+    /// Answer letter, options, key findings (verbatim phrases, no alternatives), guideline steps (each step one keyword:
+    /// its label, which the reference traces use as the step's prefix), pre-test probability, specialty, the question
+    /// type "diagnosis" and the perspective.
+    /// </summary>
+    public static Annotations From(MedItem item) => Annotations.Create(
+        item.Answer,
+        item.Options.ToDictionary(kv => kv.Key, kv => kv.Value),
+        item.Guideline.KeyFindings,
+        item.Guideline.GuidelineSteps.Select(step => (IEnumerable<string>)[step]),
+        item.Guideline.PretestProbability,
+        item.Specialty,
+        "diagnosis",
+        item.Perspective);
 }
