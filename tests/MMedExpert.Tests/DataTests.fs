@@ -211,6 +211,8 @@ let tests =
                     Expect.equal (img.Width, img.Height) (56, 56) "size"
                     let color = item.Specialty = Vocabulary.BrainSenses || item.Specialty = Vocabulary.OncologySurgery
                     Expect.equal img.SourceComp (if color then StbImageSharp.ColorComponents.RedGreenBlue else StbImageSharp.ColorComponents.Grey) "channels"
+                    let rgb = MMedExpert.Core.Vision.ImageDecoder.Load(Path.Combine(dir, item.Images[0]))
+                    Expect.equal (rgb.Width, rgb.Height) (56, 56) "the model's image decoder reads it as RGB"
             }
 
             test "the PNG encoder round-trips through a standard decoder" {
