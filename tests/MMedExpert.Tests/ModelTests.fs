@@ -91,6 +91,25 @@ let tests =
             Expect.equal (JsonNode.Parse(nested.ToJson()).["text_config"].["hidden_size"].GetValue<int>()) 3584 "text_config kept"
         }
 
+        test "config: a published 3B config.json (vision keys left at the reference defaults) reads with the 3B shapes" {
+            // The shape of Qwen/Qwen2.5-VL-3B-Instruct's config.json: vision_config lists only what differs from the defaults.
+            let json = """{
+              "architectures": ["Qwen2_5_VLForConditionalGeneration"], "bos_token_id": 151643, "eos_token_id": 151645,
+              "hidden_act": "silu", "hidden_size": 2048, "image_token_id": 151655, "intermediate_size": 11008,
+              "max_position_embeddings": 128000, "model_type": "qwen2_5_vl", "num_attention_heads": 16, "num_hidden_layers": 36,
+              "num_key_value_heads": 2, "rms_norm_eps": 1e-06,
+              "rope_scaling": {"mrope_section": [16, 24, 24], "rope_type": "default", "type": "default"},
+              "rope_theta": 1000000.0, "tie_word_embeddings": true, "torch_dtype": "bfloat16", "video_token_id": 151656,
+              "vision_config": {"hidden_size": 1280, "in_chans": 3, "model_type": "qwen2_5_vl", "out_hidden_size": 2048,
+                                "spatial_patch_size": 14, "tokens_per_second": 2, "torch_dtype": "bfloat16"},
+              "vision_end_token_id": 151653, "vision_start_token_id": 151652, "vision_token_id": 151654, "vocab_size": 151936 }"""
+            let c = Qwen25VLConfig.Parse(json, "3b/config.json")
+            let p = Qwen25VLConfig.Preset "3b"
+            Expect.equal (c.HiddenSize, c.NumHiddenLayers, c.NumKeyValueHeads, c.TieWordEmbeddings, c.EosTokenId) (p.HiddenSize, p.NumHiddenLayers, p.NumKeyValueHeads, true, Nullable 151645) "text"
+            Expect.equal (c.Vision.Depth, c.Vision.HiddenSize, c.Vision.NumHeads, c.Vision.IntermediateSize, c.Vision.OutHiddenSize, List.ofSeq c.Vision.FullAttentionBlockIndexes)
+                         (32, 1280, 16, 3420, 2048, [ 7; 15; 23; 31 ]) "vision tower of the 3B model"
+        }
+
         test "config: a missing required key is named" {
             for key in [ "hidden_size"; "vocab_size"; "num_hidden_layers" ] do
                 let root = JsonNode.Parse(Qwen25VLConfig.Preset("tiny").ToJson()).AsObject()
@@ -276,5 +295,40 @@ let tests =
             write missing (state |> Seq.filter (fun p -> p.Key <> "lm_head.weight"))
             let e = throws<ModelWeightsException> (fun () -> Qwen25VL.Load missing |> ignore)
             Expect.stringContains e.Message "lm_head.weight" "names the missing parameter"
+        }
+    
+        test "mmx generate answers a prompt about an image with a tiny checkpoint in HF layout" {
+            use dir = new TestKit.TempDir()
+            // Real Qwen token ids (the reduced fixture tokenizer keeps them), so the tiny model uses the full vocabulary.
+            use model = Qwen25VL.CreateRandom(Qwen25VLConfig.Preset "tiny", 12L)
+            let companions = dir.File "companions"
+            Directory.CreateDirectory companions |> ignore
+            File.Copy(TestKit.fixture "qwen2-tokenizer/tokenizer.json", Path.Combine(companions, "tokenizer.json"))
+            let checkpoint = dir.File "tiny"
+            Qwen25VL.Save(model, checkpoint, companionsFrom = companions)
+            let image = TestKit.fixture "preprocess/inputs/scene_120x90.png"
+            let args = [ "generate"; "--model"; checkpoint; "--image"; image; "--prompt"; "What is shown?"; "--max-new-tokens"; "4"
+                         "--temperature"; "0.8"; "--seed"; "5"; "--json" ]
+            let code, out, err = TestKit.runMmx args
+            Expect.equal code 0 $"exit code (stderr: {err})"
+            let result = JsonNode.Parse(out)
+            let ids = result["token_ids"].AsArray() |> Seq.map (fun n -> n.GetValue<int>()) |> Array.ofSeq
+            let logProbs = result["log_probs"].AsArray() |> Seq.map (fun n -> n.GetValue<float32>()) |> Array.ofSeq
+            Expect.isTrue (ids.Length >= 1 && ids.Length <= 4) "1 to 4 new tokens"
+            Expect.equal logProbs.Length ids.Length "one log-prob per token"
+            Expect.isTrue (logProbs |> Array.forall (fun lp -> lp <= 0.0f && not (Single.IsNaN lp))) "log-probs are log-probabilities"
+            // 120×90 → resized to 112×84 → grid 1×6×8 patches → 12 image tokens in the prompt.
+            Expect.isGreaterThan (result["prompt_tokens"].GetValue<int>()) 12 "prompt holds the image tokens"
+            // The same seed gives the same answer; the scored log-probs of that answer are the reported ones.
+            let code2, out2, _ = TestKit.runMmx args
+            Expect.equal code2 0 "second run"
+            let again = JsonNode.Parse(out2)
+            Expect.equal (again["token_ids"].ToJsonString()) (result["token_ids"].ToJsonString()) "reproducible"
+            // A folder without tokenizer.json is an input error naming the file.
+            let bare = dir.File "bare"
+            Qwen25VL.Save(model, bare)
+            let code3, _, err3 = TestKit.runMmx [ "generate"; "--model"; bare; "--prompt"; "hi" ]
+            Expect.equal code3 2 "input error exit code"
+            Expect.stringContains err3 "tokenizer.json" "names the missing file"
         }
     ]

@@ -147,11 +147,29 @@ public sealed record Qwen25VLConfig
             BosTokenId = OptionalId("bos_token_id"),
             EosTokenId = OptionalId("eos_token_id"),
             PadTokenId = OptionalId("pad_token_id"),
-            Vision = VisionConfig.FromJson(JsonSerializer.Deserialize<JsonElement>(visionNode.ToJsonString()), $"{source}: vision_config"),
+            Vision = VisionConfig.FromJson(JsonSerializer.Deserialize<JsonElement>(WithReferenceVisionDefaults(visionNode).ToJsonString()), $"{source}: vision_config"),
             Source = source,
             OriginalJson = root,
         };
         return config.Validate();
+    }
+
+    /// <summary>
+    /// The published Qwen2.5-VL-3B/7B-Instruct config.json files list only the vision keys that differ from the defaults of
+    /// the reference's Qwen2_5_VLVisionConfig (e.g. hidden_size, out_hidden_size, tokens_per_second): the tower's depth,
+    /// width, heads and full-attention blocks are those defaults. They are filled in here, before the strict reader.
+    /// </summary>
+    static JsonObject WithReferenceVisionDefaults(JsonObject vision)
+    {
+        var filled = (JsonObject)vision.DeepClone();
+        var defaults = new JsonObject
+        {
+            ["depth"] = 32, ["hidden_size"] = 3584, ["intermediate_size"] = 3420, ["num_heads"] = 16,
+            ["out_hidden_size"] = 3584, ["fullatt_block_indexes"] = new JsonArray(7, 15, 23, 31),
+        };
+        foreach (var (key, value) in defaults)
+            if (!filled.ContainsKey(key)) filled[key] = value!.DeepClone();
+        return filled;
     }
 
     // ---------------------------------------------------------------- writing
