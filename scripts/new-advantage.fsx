@@ -1,13 +1,25 @@
-// Define a new group advantage in a few lines, check it against the laws of group-relative estimators, and see what it
-// does to real guideline rewards. Build the library first, then run the script:
+// Define a new group advantage in a few lines, check it against the laws of group-relative estimators, see what it
+// does to real guideline rewards, and train with it for a few RL steps on the `tiny` model. Build first (`./mmx` builds
+// on first use too), then run the script:
 //
-//   dotnet build src/MMedExpert.Algebra -c Release -v q
+//   dotnet build src/MMedExpert.Cli -c Release -v q
 //   dotnet fsi scripts/new-advantage.fsx
 //
 // An estimator is a plain function from the rewards of the G completions of one prompt to their advantages
 // (float[] -> float[]), composed from the combinators in MMedExpert.Algebra.Advantages.Advantage.
 
-#r "../src/MMedExpert.Algebra/bin/Release/net10.0/MMedExpert.Algebra.dll"
+// Everything from the CLI's output folder: one copy of each assembly, and TorchSharp's native libraries beside it.
+#r "../src/MMedExpert.Cli/bin/Release/net10.0/TorchSharp.dll"
+#r "../src/MMedExpert.Cli/bin/Release/net10.0/MMedExpert.Algebra.dll"
+#r "../src/MMedExpert.Cli/bin/Release/net10.0/MMedExpert.Core.dll"
+#r "../src/MMedExpert.Cli/bin/Release/net10.0/StbImageSharp.dll"
+#r "../src/MMedExpert.Cli/bin/Release/net10.0/Spectre.Console.dll"
+
+// TorchSharp's own probe does not look in runtimes/<rid>/native (where the build puts the native library, patched to
+// load on this system's libstdc++); load it from there before the first tensor.
+let private nativeDir = System.IO.Path.Combine(__SOURCE_DIRECTORY__, "../src/MMedExpert.Cli/bin/Release/net10.0/runtimes/linux-x64/native")
+if System.OperatingSystem.IsLinux() then
+    System.Runtime.InteropServices.NativeLibrary.Load(System.IO.Path.Combine(nativeDir, "libLibTorchSharp.so")) |> ignore
 
 open MMedExpert.Algebra.Advantages
 open MMedExpert.Algebra.Rewards
@@ -75,5 +87,48 @@ printfn "%-38s %s" "GBA (default)" (show (advantagesOf (Gba GbaOptions.Default))
 printfn "%-38s %s" "GBA with myAdvantage per perspective" (show gbaWithMine)
 printfn "%-38s %s" "Estimator.Custom myAdvantage" (show (advantagesOf (Custom("my-advantage", myAdvantage))))
 
-// TODO(issue 8, GRPO trainer): start a short RL run on the `tiny` preset with Custom("my-advantage", myAdvantage) and
-// print its reward curve, once the C# GRPO trainer (`mmx gba`) exists. Until then this script stops here.
+// ---- 5. a short RL run with it -------------------------------------------------------------------------------------
+// The C# GRPO trainer with Estimator.Custom: a random `tiny` Qwen2.5-VL over a byte-level BPE trained on a few lines,
+// a fresh LoRA adapter, two prompts, G = 4 samples each, guideline rewards from the default spec, KL to the base.
+// A random model rarely produces the <think>/<answer> format, so expect small rewards; the point is the plumbing:
+// your estimator turns those rewards into the advantages of a real policy-gradient step (swap in a trained base with
+// `mmx gba --base DIR --adapter DIR ...` for a real run).
+open System.IO
+open MMedExpert.Core.Lora
+open MMedExpert.Core.Model
+open MMedExpert.Core.Model.Generation
+open MMedExpert.Core.Tokenization
+open MMedExpert.Core.Training
+open MMedExpert.Core.Training.Grpo
+
+TorchSharp.torch.set_num_threads 2
+let question (a: Annotations) (text: string) =
+    let options = a.Options |> Map.toList |> List.map (fun (k, v) -> $"{k}. {v}") |> String.concat "\n"
+    $"{text}\n\nOptions:\n{options}\n\nThink step by step inside <think></think>, then give only the letter inside <answer></answer>."
+let prompts =
+    [ sample, "A 54-year-old with sudden dyspnoea, tachycardia and hypoxia; CT shows a wedge-shaped opacity. Most likely diagnosis?"
+      { sample with Answer = "A"; KeyFindings = [ "fever"; "consolidation" ]; Perspective = "intuitive" },
+      "A 30-year-old with fever, productive cough and consolidation of the right lower lobe. Most likely diagnosis?" ]
+let tokenizer =
+    Qwen2Tokenizer(BpeTrainer.Train([ for a, t in prompts -> question a t ] @ List.ofArray (completions |> Array.map (fun c -> c.Text)),
+                                    BpeTrainerOptions(Merges = 300), "new-advantage-bpe"))
+let model = Qwen25VL.CreateRandom(Qwen25VLConfig.Preset("tiny").WithTokenizer(tokenizer), 1L)
+let adapters = new LoraAdapters(model)
+adapters.Add("expert", LoraConfig(R = 8, Alpha = 16.0, Init = LoraInit.Gaussian), 1L)
+let runDir = Path.Combine(Path.GetTempPath(), "mmx-new-advantage")
+let options =
+    MMedExpert.Core.Training.Grpo.GrpoOptions(
+        Steps = 4, PromptsPerStep = 2, GroupSize = 4, MaxNewTokens = 24, Temperature = 1.0, LearningRate = 1e-3, Seed = 1L,
+        CheckpointEvery = 0, OutputDir = runDir, Loss = GrpoLossOptions(Beta = 0.02))
+let trainer =
+    new GrpoTrainer(Qwen25VLGenerator(model, fun ids -> tokenizer.Decode ids), adapters, "expert",
+                    VisionChatEncoder(tokenizer, MMedExpert.Core.Vision.ImageProcessor()), spec,
+                    Custom("my-advantage", myAdvantage), [ for a, t in prompts -> RlSample(VisionChatSample([||], question a t), a) ],
+                    options)
+let run = trainer.Run()
+printfn "\n== RL with Estimator.Custom \"my-advantage\" on tiny (%d steps, metrics in %s)" run.LastStep trainer.MetricsPath
+let columns = [ "reward_mean" ] @ [ for p in GuidelineSpec.perspectiveNames spec -> "reward_" + p ] @ [ "advantage_std"; "kl"; "loss"; "response_length" ]
+printfn "%-5s %s" "step" (columns |> List.map (sprintf "%22s") |> String.concat "")
+for line in MetricsWriter.Read trainer.MetricsPath do
+    let value (k: string) = line[k].GetValue<float>()
+    printfn "%-5d %s" (line["step"].GetValue<int64>()) (columns |> List.map (fun k -> sprintf "%22.4f" (value k)) |> String.concat "")

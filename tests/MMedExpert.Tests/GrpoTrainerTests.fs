@@ -51,6 +51,22 @@ let private deterministicFields (path: string) =
 [<Tests>]
 let tests =
     testList "GrpoTrainer" [
+        test "rollouts never sample the vision placeholders (a completion with <|image_pad|> could not be scored)" {
+            let suppress = encoder().SuppressTokenIds
+            let tok = tokenizer.Value
+            Expect.containsAll suppress [ for t in [ "<|image_pad|>"; "<|vision_start|>"; "<|vision_end|>" ] -> (tok.TokenToId t).Value ] "placeholders listed"
+            // Logits that favour the image pad by far: greedy and sampled picks avoid it once it is suppressed.
+            let logits = TorchSharp.torch.zeros(16L, int64 tok.VocabSize)
+            logits.index_fill_(1L, TorchSharp.torch.tensor([| int64 (tok.TokenToId "<|image_pad|>").Value |]), TorchSharp.Scalar.op_Implicit 50.0) |> ignore
+            use g = new TorchSharp.torch.Generator(1UL)
+            let pick temperature (ids: int list) =
+                (TokenSampler.Sample(logits, GenerationOptions(Temperature = temperature, SuppressTokenIds = ResizeArray ids), g)).data<int64>().ToArray()
+            let pad = int64 (tok.TokenToId "<|image_pad|>").Value
+            Expect.isTrue (pick 0.0 [] |> Array.forall ((=) pad)) "without suppression the pad wins"
+            Expect.isTrue (pick 0.0 (List.ofSeq suppress) |> Array.forall ((<>) pad)) "greedy avoids it"
+            Expect.isTrue (pick 1.0 (List.ofSeq suppress) |> Array.forall ((<>) pad)) "sampling avoids it"
+        }
+
         test "one GRPO step on tiny raises the log-prob of the highest-advantage completion" {
             use dir = new TempDir()
             use s = new Setup(dir.Path, GrpoOptions(Loss = GrpoLossOptions(Beta = 0.04)), Estimator.parse "grpo")

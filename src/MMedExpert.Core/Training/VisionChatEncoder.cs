@@ -39,6 +39,13 @@ public sealed class VisionChatEncoder(Qwen2Tokenizer tokenizer, ImageProcessor i
     public ImageProcessor Images => images;
     /// <summary>Generation stops at the end of the assistant turn or of the text.</summary>
     public IReadOnlyList<int> StopTokenIds { get; } = new[] { tokenizer.ImEnd, tokenizer.EndOfText };
+    /// <summary>Tokens generation must not produce: the vision placeholders, which only the chat format places (with an image).</summary>
+    public IReadOnlyList<int> SuppressTokenIds { get; } = new[]
+        {
+            Qwen2Tokenizer.ImagePadToken, Qwen2Tokenizer.VideoPadToken, Qwen2Tokenizer.VisionPadToken,
+            Qwen2Tokenizer.VisionStartToken, Qwen2Tokenizer.VisionEndToken,
+        }
+        .Select(tokenizer.TokenToId).OfType<int>().ToArray();
 
     (ChatEncoding Encoding, ProcessedImages? Images) Encode(VisionChatSample s, bool forGeneration)
     {

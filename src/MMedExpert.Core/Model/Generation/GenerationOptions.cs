@@ -14,6 +14,12 @@ public sealed record GenerationOptions
     public long Seed { get; init; }
     /// <summary>Tokens that end a sequence (kept as its last token); default &lt;|im_end|&gt; and &lt;|endoftext|&gt;.</summary>
     public IReadOnlyList<int> StopTokenIds { get; init; } = QwenSpecialTokens.DefaultStops;
+    /// <summary>
+    /// Tokens never sampled (their logits are set to −∞ before choosing), e.g. the vision placeholders: a completion holding
+    /// an &lt;|image_pad|&gt; could not be scored again, since the model would look for an image to put there. The reported
+    /// log-probabilities stay those of the raw logits.
+    /// </summary>
+    public IReadOnlyList<int> SuppressTokenIds { get; init; } = Array.Empty<int>();
 
     public GenerationOptions Validate()
     {

@@ -12,6 +12,11 @@ public static class TokenSampler
     {
         using var scope = NewDisposeScope();
         var l = logits.to_type(ScalarType.Float32);
+        if (options.SuppressTokenIds.Count > 0)
+        {
+            var ids = options.SuppressTokenIds.Where(id => id >= 0 && id < l.shape[^1]).Select(id => (long)id).ToArray();
+            if (ids.Length > 0) l = l.index_fill(-1, tensor(ids, device: l.device), double.NegativeInfinity);
+        }
         if (options.Temperature == 0) return l.argmax(-1).MoveToOuterDisposeScope();
 
         l = l / options.Temperature;
