@@ -235,14 +235,20 @@ let tests =
                 Expect.stringContains e.Message "--difficulty" "names the option"
             }
 
-            test "an item maps to reward annotations" {
+            test "an item maps to reward annotations and to chat samples" {
                 let dir, _ = small.Force()
                 let item = allItems dir |> List.find (fun i -> i.Perspective = Vocabulary.Bayesian)
-                let a = RewardAnnotations.From item
+                let a = MedItemSamples.Annotations item
                 Expect.equal a.Answer item.Answer "answer"
-                Expect.equal a.AnswerText item.Options[item.Answer] "text"
+                Expect.equal a.Options[item.Answer] item.Options[item.Answer] "text"
                 Expect.sequenceEqual a.KeyFindings item.Guideline.KeyFindings "findings"
-                Expect.equal a.PretestProbability (Nullable 0.25) "pre-test"
+                Expect.equal a.PretestProbability (Some 0.25) "pre-test"
+                Expect.equal a.GuidelineSteps.Length item.Guideline.GuidelineSteps.Count "steps"
+                let s = MedItemSamples.Training(item, dir, TraceStyle.Compact)
+                Expect.stringContains s.UserText item.Question "question in the prompt"
+                Expect.stringEnds s.AssistantText (sprintf "<answer>%s</answer>" item.Answer) "compact trace ends with the answer"
+                for f in item.Guideline.KeyFindings do Expect.stringContains s.AssistantText f "every key finding in the compact trace"
+                Expect.equal (MedItemSamples.Training(item, dir)).AssistantText item.Reasoning "full trace is the item's"
             }
         ]
 
