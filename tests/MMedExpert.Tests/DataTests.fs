@@ -198,8 +198,8 @@ let tests =
                     Expect.stringContains think $"Conclusion: {item.AnswerText}, option {item.Answer}." $"{item.Id}: conclusion"
                     if item.Perspective = Vocabulary.Bayesian then
                         Expect.equal item.Guideline.PretestProbability (Nullable 0.25) "pre-test probability"
-                        Expect.stringContains think "starts at 0.25" "states the pre-test probability"
-                        Expect.stringContains think "rises from 0.25 to 0.50" "states the update"
+                        Expect.stringContains think "Pre-test probability: 0.25" "states the pre-test probability"
+                        Expect.stringContains think "Post-test probability: about 0.95" "states the update"
                     else Expect.isFalse item.Guideline.PretestProbability.HasValue "only bayesian items carry it"
             }
 
@@ -211,6 +211,8 @@ let tests =
                     Expect.equal (img.Width, img.Height) (56, 56) "size"
                     let color = item.Specialty = Vocabulary.BrainSenses || item.Specialty = Vocabulary.OncologySurgery
                     Expect.equal img.SourceComp (if color then StbImageSharp.ColorComponents.RedGreenBlue else StbImageSharp.ColorComponents.Grey) "channels"
+                    let rgb = MMedExpert.Core.Vision.ImageDecoder.Load(Path.Combine(dir, item.Images[0]))
+                    Expect.equal (rgb.Width, rgb.Height) (56, 56) "the model's image decoder reads it as RGB"
             }
 
             test "the PNG encoder round-trips through a standard decoder" {

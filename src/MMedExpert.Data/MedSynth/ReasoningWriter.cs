@@ -24,7 +24,7 @@ public static class ReasoningWriter
 {
     public static readonly IReadOnlyDictionary<string, IReadOnlyList<string>> Steps = new Dictionary<string, IReadOnlyList<string>>
     {
-        [Vocabulary.Differential] = ["Differential diagnosis", "Imaging findings", "Clinical context", "Exclusion", "Conclusion"],
+        [Vocabulary.Differential] = ["Imaging findings", "Clinical context", "Differential diagnosis", "Exclusion", "Conclusion"],
         [Vocabulary.Intuitive] = ["Pattern recognition", "Context check", "Conclusion"],
         [Vocabulary.Analytical] = ["Imaging findings", "Clinical context", "First pairing", "Second pairing", "Decision table", "Conclusion"],
         [Vocabulary.Bayesian] = ["Pre-test probability", "First update", "Second update", "Post-test probability", "Conclusion"],
@@ -48,11 +48,11 @@ public static class ReasoningWriter
         string think = perspective switch
         {
             Vocabulary.Differential =>
-                $"Differential diagnosis: {string.Join(", ", t.Options.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}. {kv.Value}"))}. " +
                 $"Imaging findings: the {sc.ImageNoun} shows {t.Image1} and {t.Image2}. " +
                 $"Clinical context: {t.Clinical1}; {t.Clinical2}. " +
-                $"Exclusion: the {p1} is {w1} ({t.Image1} with {t.Clinical1}), which leaves only {keep0} and {keep1}" +
-                $"{Distractors(t)}; the {p2} is {w2} ({t.Image2} with {t.Clinical2}), which excludes {other}. {conclusion}",
+                $"Differential diagnosis: {string.Join(", ", t.Options.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}. {kv.Value}"))}. " +
+                $"Exclusion: the {p1} is {w1} ({t.Image1} with {t.Clinical1}), which rules out all but {keep0} and {keep1}" +
+                $"{Distractors(t)}; the {p2} is {w2} ({t.Image2} with {t.Clinical2}), which rules out {other}. {conclusion}",
             Vocabulary.Intuitive =>
                 $"Pattern recognition: {t.Image1} and {t.Image2} on the {sc.ImageNoun}, in a patient who is {t.Clinical1} and {t.Clinical2}, " +
                 $"is the recognisable picture of {dx}. " +
@@ -63,10 +63,10 @@ public static class ReasoningWriter
                 $"Second pairing: {t.Image2} with {t.Clinical2} makes the {p2} {w2}. " +
                 $"Decision table: in the {sc.GuidelineName}, a {w1} {p1} with a {w2} {p2} means {dx}. {conclusion}",
             Vocabulary.Bayesian =>
-                $"Pre-test probability: the history alone favours none of the {sc.Diagnoses.Length} candidate diagnoses, so {dx} starts at {P(pretest)}. " +
+                $"Pre-test probability: {P(pretest)} for {dx}, as for each of the {sc.Diagnoses.Length} candidate diagnoses, since the history alone favours none. " +
                 $"First update: {t.Image1} with {t.Clinical1} makes the {p1} {w1}, which keeps {keep0} and {keep1} at {P(2 * pretest)} each. " +
                 $"Second update: {t.Image2} with {t.Clinical2} makes the {p2} {w2}, which favours {dx} over {other}. " +
-                $"Post-test probability: {dx} rises from {P(pretest)} to {P(2 * pretest)} to about 0.95. {conclusion}",
+                $"Post-test probability: about 0.95 for {dx} (from {P(pretest)} through {P(2 * pretest)}). {conclusion}",
             _ => throw new ArgumentException($"unknown perspective '{perspective}'"),
         };
         var guideline = new GuidelineAnnotations(
