@@ -16,6 +16,7 @@ public static class MmxApp
         root.Subcommands.Add(TokenizerFixtureCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(DataCommand.Create());
+        root.Subcommands.Add(PipelineCommand.Create());
         return root;
     }
 
