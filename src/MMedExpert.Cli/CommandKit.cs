@@ -20,7 +20,11 @@ public static class CommandKit
         Recursive = true,
     };
 
-    public static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // plain '+', '<' in console output
+    };
 
     public static void AddGlobalOptions(RootCommand root)
     {

@@ -1,11 +1,2 @@
-using System.CommandLine;
-using MMedExpert.Cli;
-using MMedExpert.Cli.Commands;
-
-// `mmx`: the command-line entry point. Each command lives in its own file under Commands/; this file only lists them.
-var root = new RootCommand("MMedExpert: medical vision-language reasoning (Qwen2.5-VL, DSA, GBA, conflict-aware merging) on TorchSharp.");
-CommandKit.AddGlobalOptions(root);
-
-root.Subcommands.Add(InfoCommand.Create());
-
-return CommandKit.Run(root, args);
+// `mmx`: the command-line entry point; the commands are listed in MmxApp.
+return MMedExpert.Cli.MmxApp.Run(args);

@@ -1,0 +1,15 @@
+using System.CommandLine;
+using MMedExpert.Cli.Commands.Bench;
+
+namespace MMedExpert.Cli.Commands;
+
+/// <summary>`mmx bench ...`: benchmarks that print figures (with ratios measured in the same run). Never part of the tests.</summary>
+public static class BenchCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("bench", "Benchmarks: print figures and same-run ratios (io, ...)");
+        cmd.Subcommands.Add(IoBench.Create());
+        return cmd;
+    }
+}
