@@ -12,6 +12,7 @@ public static class MmxApp
         CommandKit.AddGlobalOptions(root);
         root.Subcommands.Add(InfoCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
+        root.Subcommands.Add(MergeCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         return root;
     }

@@ -143,6 +143,47 @@ let tests =
                     let cfg s w = { config m density with Seeds = Array.ofList s; Weights = Array.ofList w }
                     expectClose 1e-12 (mergeWith (cfg (permute seeds) (permute weights)) (permute xs)) (mergeWith (cfg seeds weights) xs) (sprintf "%A" m))
 
+            property "merging in row blocks equals the whole-tensor composition of the steps (every method, any block height)"
+                (Arb.fromGen (gen {
+                    let! c = genCaseWith 1 4
+                    let! density = genDensity
+                    let! seeds = Gen.listOfLength c.Experts.Length genSeed
+                    let! rowsPerChunk = Gen.choose (1, c.Rows)
+                    let! lambda = Gen.elements [ 1.0; 0.5; 2.0 ]
+                    return c, density, seeds, int64 rowsPerChunk, lambda })) (fun (c, density, seeds, rowsPerChunk, lambda) ->
+                let xs = tensorsOf c
+                let ones = [ for _ in xs -> 1.0 ]
+                let name = "model.layers.3.self_attn.o_proj"
+                let moduleSeeds = seeds |> List.map (fun s -> Dare.moduleSeed s name)
+                let whole : (MergeMethod * T) list =
+                    [ MergeMethod.TaskArithmetic, TaskArithmetic.taskArithmetic ones xs
+                      MergeMethod.Ties, Ties.ties density ones xs
+                      MergeMethod.Dare, DareLinear.dareLinear 0.5 moduleSeeds ones xs
+                      MergeMethod.DareTies, DareTies.dareTies 0.5 moduleSeeds ones xs
+                      MergeMethod.ConflictAware, (ConflictAware.conflictAware density 1.0 ones xs).Delta ]
+                for m, expected in whole do
+                    let cfg = { config m density with Lambda = lambda; Seeds = Array.ofList seeds }
+                    let chunked = (Merge.mergeModuleInChunks rowsPerChunk cfg name xs).Delta
+                    expectClose 1e-12 chunked (TaskArithmetic.scale lambda expected) (sprintf "%A in blocks of %d rows" m rowsPerChunk))
+
+            testCase "trim's cut is exact on a large tensor (histogram bracket, ties at the threshold)" <| fun () ->
+                use _scope = torch.NewDisposeScope()
+                use g = new torch.Generator(5UL, torch.CPU)
+                // 3M entries rounded to a coarse grid: many exact ties, and more than one scan chunk.
+                let x = torch.randn([| 3L; 1000_000L |], dtype = torch.ScalarType.Float32, generator = g).mul(Scalar.op_Implicit 64.0f).round().div(Scalar.op_Implicit 64.0f)
+                for density in [ 0.2; 0.5; 0.013 ] do
+                    let kept = Trim.trim density x
+                    let k = Trim.keepCount density (x.numel ())
+                    let cut = Trim.cut density x
+                    let magnitude = x.abs ()
+                    Expect.equal (magnitude.gt(Scalar.op_Implicit cut.Threshold).sum().item<int64> () + cut.TiesToKeep) k "above + kept ties = k"
+                    Expect.isGreaterThan cut.TiesToKeep 0L "the threshold is an entry's magnitude"
+                    let keptCount = kept.ne(Scalar.op_Implicit 0.0).sum().item<int64> ()
+                    Expect.equal keptCount k (sprintf "density %g keeps exactly k (no zeros in x at the threshold)" density)
+                    let smallestKept = kept.abs().masked_fill(kept.eq(Scalar.op_Implicit 0.0), Scalar.op_Implicit Double.PositiveInfinity).min().item<float32> ()
+                    let largestDropped = magnitude.masked_fill(kept.ne(Scalar.op_Implicit 0.0), Scalar.op_Implicit -1.0).max().item<float32> ()
+                    Expect.isGreaterThanOrEqual smallestKept largestDropped "no dropped entry is larger than a kept one"
+
             property "an all-zero expert does not change a TIES, DARE-TIES, disjoint or conflict-aware merge"
                 (Arb.fromGen (gen {
                     let! c = genCaseWith 1 3

@@ -52,48 +52,52 @@ let layerOf (moduleName: string) : (string * int) option =
     let m = layerPattern.Match moduleName
     if m.Success then Some(moduleName.Substring(0, m.Index + m.Length), int m.Groups[1].Value) else None
 
-/// Measures one module's conflicts from the experts' deltas (all of one shape).
+/// Measures one module's conflicts from the experts' deltas (all of one shape), in row blocks of about a million entries.
 let measure (moduleName: string) (deltas: Tensor list) : ModuleConflicts =
     Tensors.requireNonEmpty (nameof deltas) deltas
     Tensors.requireSameShape deltas
-    Tensors.scopedValue (fun () ->
-        let first = List.head deltas
-        let nonzeroCount = torch.zeros (first.shape, dtype = ScalarType.Int16)
-        let anyPositive = torch.zeros (first.shape, dtype = ScalarType.Bool)
-        let anyNegative = torch.zeros (first.shape, dtype = ScalarType.Bool)
-        for d in deltas do
-            use _step = torch.NewDisposeScope()
+    let arr = Array.ofList deltas
+    let n = arr.Length
+    let first = arr[0]
+    let gram = Array2D.zeroCreate<float> n n
+    let mutable contested = 0L
+    let mutable disagreeing = 0L
+    let rows = if first.dim () = 0L then 1L else first.shape[0]
+    let step = Tensors.rowsPerChunk first.shape
+    for start in 0L .. step .. rows - 1L do
+        use _block = torch.NewDisposeScope()
+        let block = arr |> Array.map (fun t -> if t.dim () = 0L then t else t.narrow (0L, start, min step (rows - start)))
+        let nonzeroCount = torch.zeros (block[0].shape, dtype = ScalarType.Int16)
+        let anyPositive = torch.zeros (block[0].shape, dtype = ScalarType.Bool)
+        let anyNegative = torch.zeros (block[0].shape, dtype = ScalarType.Bool)
+        for d in block do
             nonzeroCount.add_ (d.ne(Scalar.op_Implicit 0.0).to_type (ScalarType.Int16)) |> ignore
             anyPositive.logical_or_ (d.gt (Scalar.op_Implicit 0.0)) |> ignore
             anyNegative.logical_or_ (d.lt (Scalar.op_Implicit 0.0)) |> ignore
-        let contested = nonzeroCount.ge(Scalar.op_Implicit 2).sum(``type`` = ScalarType.Int64).item<int64> ()
-        let disagreeing = anyPositive.logical_and(anyNegative).sum(``type`` = ScalarType.Int64).item<int64> ()
-        let arr = Array.ofList deltas
-        let n = arr.Length
-        let gram = Array2D.init n n (fun _ _ -> 0.0)
+        contested <- contested + nonzeroCount.ge(Scalar.op_Implicit 2).sum(``type`` = ScalarType.Int64).item<int64> ()
+        disagreeing <- disagreeing + anyPositive.logical_and(anyNegative).sum(``type`` = ScalarType.Int64).item<int64> ()
         for i in 0 .. n - 1 do
             for j in i .. n - 1 do
-                let v = Tensors.dot64 arr[i] arr[j]
-                gram[i, j] <- v
-                gram[j, i] <- v
-        let norms = Array.init n (fun i -> sqrt (max 0.0 gram[i, i]))
-        let cosine =
-            Array.init n (fun i ->
-                Array.init n (fun j ->
-                    if norms[i] = 0.0 || norms[j] = 0.0 then Nullable()
-                    else Nullable(gram[i, j] / (norms[i] * norms[j]) |> max -1.0 |> min 1.0)))
-        let meanNorm = Array.average norms
-        let layer = layerOf moduleName
-        { Module = moduleName
-          Layer = (match layer with Some(_, i) -> Nullable i | None -> Nullable())
-          LayerKey = (match layer with Some(k, _) -> k | None -> "")
-          Shape = first.shape
-          ContestedEntries = contested
-          SignDisagreement = (if contested = 0L then 0.0 else float disagreeing / float contested)
-          Cosine = cosine
-          Norms = norms
-          RelativeNorms = norms |> Array.map (fun x -> if meanNorm = 0.0 then 0.0 else x / meanNorm)
-          NormRatio = (let lo = Array.min norms in if lo = 0.0 then Nullable() else Nullable(Array.max norms / lo)) })
+                gram[i, j] <- gram[i, j] + Tensors.dot64 block[i] block[j]
+    let norms = Array.init n (fun i -> sqrt (max 0.0 gram[i, i]))
+    let cosine =
+        Array.init n (fun i ->
+            Array.init n (fun j ->
+                let g = if i <= j then gram[i, j] else gram[j, i]
+                if norms[i] = 0.0 || norms[j] = 0.0 then Nullable()
+                else Nullable(g / (norms[i] * norms[j]) |> max -1.0 |> min 1.0)))
+    let meanNorm = Array.average norms
+    let layer = layerOf moduleName
+    { Module = moduleName
+      Layer = (match layer with Some(_, i) -> Nullable i | None -> Nullable())
+      LayerKey = (match layer with Some(k, _) -> k | None -> "")
+      Shape = first.shape
+      ContestedEntries = contested
+      SignDisagreement = (if contested = 0L then 0.0 else float disagreeing / float contested)
+      Cosine = cosine
+      Norms = norms
+      RelativeNorms = norms |> Array.map (fun x -> if meanNorm = 0.0 then 0.0 else x / meanNorm)
+      NormRatio = (let lo = Array.min norms in if lo = 0.0 then Nullable() else Nullable(Array.max norms / lo)) }
 
 /// Pools module measures by layer key, in order of stack then index; modules outside any stack are left out.
 let byLayer (modules: ModuleConflicts seq) : LayerConflicts[] =

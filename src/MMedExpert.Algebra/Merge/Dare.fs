@@ -18,17 +18,26 @@ let moduleSeed (expertSeed: uint64) (moduleName: string) : uint64 =
     z <- (z ^^^ (z >>> 27)) * 0x94D049BB133111EBUL
     z ^^^ (z >>> 31)
 
-/// Keeps each entry with probability 1−p (uniform draws from a generator seeded with `seed`) and divides the kept
-/// entries by 1−p. The mask depends only on the seed and the shape, never on the values or on other experts.
-let dare (p: float) (seed: uint64) (x: Tensor) : Tensor =
+let private checkRate (p: float) =
     if Double.IsNaN p || p < 0.0 || p >= 1.0 then invalidArg (nameof p) (sprintf "DARE drop rate must lie in [0, 1), got %g" p)
+
+/// DARE on x with uniform draws taken from `generator` in flat order. Drawing a tensor chunk by chunk from one
+/// generator gives the same draws as drawing it whole (CPU uniform sampling is serial), so a module can be processed
+/// in row blocks.
+let dareWith (p: float) (generator: torch.Generator) (x: Tensor) : Tensor =
+    checkRate p
     Tensors.scoped (fun () ->
         if p = 0.0 then x.clone ()
         else
-            use generator = new torch.Generator(seed, torch.CPU)
             let draws = torch.rand (x.shape, dtype = ScalarType.Float32, generator = generator)
-            let dropped = draws.lt (Scalar.op_Implicit p)
-            x.masked_fill(dropped, Scalar.op_Implicit 0.0).div_(Scalar.op_Implicit (1.0 - p)))
+            x.masked_fill(draws.lt (Scalar.op_Implicit p), Scalar.op_Implicit 0.0).div_(Scalar.op_Implicit (1.0 - p)))
+
+/// Keeps each entry with probability 1−p (uniform draws from a generator seeded with `seed`) and divides the kept
+/// entries by 1−p. The mask depends only on the seed and the shape, never on the values or on other experts.
+let dare (p: float) (seed: uint64) (x: Tensor) : Tensor =
+    checkRate p
+    use generator = new torch.Generator(seed, torch.CPU)
+    dareWith p generator x
 
 /// DARE on every expert, each with its own seed.
 let dareAll (p: float) (seeds: uint64 list) (xs: Tensor list) : Tensor list =

@@ -14,13 +14,15 @@ let disjointWeightedMean (weights: float list) (elected: Tensor) (xs: Tensor lis
         let first = List.head xs
         let numerator = torch.zeros_like first
         let denominator = torch.zeros_like first
+        // With e ∈ {−1, 0, +1}: relu(x·e) is |x| where x agrees with e and 0 elsewhere, so Σ wᵢ·relu(xᵢ·e) times e is
+        // the agreeing sum, and sign(relu(xᵢ·e)) its indicator. Five passes per expert instead of a chain of masks.
         for w, x in List.zip weights xs do
             use _step = torch.NewDisposeScope()
-            let agree = Sign.signConsensus elected x
-            numerator.add_ (x.masked_fill(agree.logical_not (), Scalar.op_Implicit 0.0), alpha = Scalar.op_Implicit w) |> ignore
-            denominator.add_ (agree.to_type first.dtype, alpha = Scalar.op_Implicit w) |> ignore
-        let counted = denominator.ne (Scalar.op_Implicit 0.0)
-        numerator.div(denominator.masked_fill(counted.logical_not (), Scalar.op_Implicit 1.0)).masked_fill(counted.logical_not (), Scalar.op_Implicit 0.0))
+            let agreeing = x.mul(elected).relu_ ()
+            numerator.add_ (agreeing, alpha = Scalar.op_Implicit w) |> ignore
+            denominator.add_ (agreeing.sign_ (), alpha = Scalar.op_Implicit w) |> ignore
+        let none = denominator.eq (Scalar.op_Implicit 0.0)
+        numerator.mul_(elected).div_(denominator.masked_fill_ (none, Scalar.op_Implicit 1.0)).masked_fill_(none, Scalar.op_Implicit 0.0))
 
 /// disjointWeightedMean with all weights 1: the plain mean over agreeing experts.
 let disjointMean (elected: Tensor) (xs: Tensor list) : Tensor =

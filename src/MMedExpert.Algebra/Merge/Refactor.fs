@@ -29,17 +29,31 @@ let private thinSvd (m: Tensor) =
     let struct (u, s, vh) = torch.linalg.svd (m, fullMatrices = false)
     u, s, vh
 
+let private orthonormal (y: Tensor) = let struct (q, _) = torch.linalg.qr (y, torch.linalg.QRMode.Reduced) in q
+
 let private randomizedSvd (oversample: int) (powerIterations: int) (seed: uint64) (rank: int) (m: Tensor) =
     let columns = min (int64 (rank + oversample)) (min m.shape[0] m.shape[1])
     use generator = new torch.Generator(seed, torch.CPU)
     let omega = torch.randn ([| m.shape[1]; columns |], dtype = m.dtype, generator = generator)
-    let orthonormal (y: Tensor) = let struct (q, _) = torch.linalg.qr (y, torch.linalg.QRMode.Reduced) in q
     let mutable q = orthonormal (m.matmul omega)
     for _ in 1 .. powerIterations do
-        let z = orthonormal (m.t().matmul q)
+        // (Qᵀ·M)ᵀ rather than Mᵀ·Q: only the small product is transposed, never the large matrix.
+        let z = orthonormal (q.t().matmul(m).t())
         q <- orthonormal (m.matmul z)
     let uSmall, s, vh = thinSvd (q.t().matmul m)
     q.matmul uSmall, s, vh
+
+/// ‖M − B·A‖_F in row blocks (no full-size temporary), accumulated in float64.
+let private residualNorm (m: Tensor) (b: Tensor) (a: Tensor) : float =
+    let rows = m.shape[0]
+    let step = max 1L (Tensors.chunkEntries / max 1L m.shape[1])
+    let mutable total = 0.0
+    for start in 0L .. step .. rows - 1L do
+        use _block = torch.NewDisposeScope()
+        let len = min step (rows - start)
+        let r = m.narrow(0L, start, len).sub (b.narrow(0L, start, len).matmul a)
+        total <- total + Tensors.dot64 r r
+    sqrt total
 
 /// Rank-`rank` factors with the singular values split evenly (B = U√S, A = √S·Vᴴ), so both factors have the same scale
 /// and the pair trains well if fine-tuned further. The rank is capped at min(out, in).
@@ -57,7 +71,7 @@ let refactor (svd: SvdMethod) (rank: int) (delta: Tensor) : Factorization =
     let b = u.narrow(1L, 0L, r).mul (root.unsqueeze 0L)
     let a = vh.narrow(0L, 0L, r).mul (root.unsqueeze 1L)
     let total = Tensors.norm64 m
-    let error = if total = 0.0 then 0.0 else Tensors.norm64 (m.sub (b.matmul a)) / total
+    let error = if total = 0.0 then 0.0 else residualNorm m b a / total
     { B = b.contiguous().MoveToOuterDisposeScope()
       A = a.contiguous().MoveToOuterDisposeScope()
       Rank = int r
@@ -68,4 +82,4 @@ let relativeError (delta: Tensor) (b: Tensor) (a: Tensor) : float =
     Tensors.scopedValue (fun () ->
         let m = if delta.dtype = ScalarType.Float64 then delta else delta.to_type ScalarType.Float32
         let total = Tensors.norm64 m
-        if total = 0.0 then 0.0 else Tensors.norm64 (m.sub (b.to_type(m.dtype).matmul (a.to_type m.dtype))) / total)
+        if total = 0.0 then 0.0 else residualNorm m (b.to_type m.dtype) (a.to_type m.dtype) / total)

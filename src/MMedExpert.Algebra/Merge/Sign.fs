@@ -12,6 +12,6 @@ let electSignWeighted (weights: float list) (xs: Tensor list) : Tensor =
 let electSign (xs: Tensor list) : Tensor = electSignWeighted (List.replicate (List.length xs) 1.0) xs
 
 /// Sign-consensus mask of one expert: true where the expert is nonzero and has the elected sign. Where the elected
-/// sign is 0 (the mass cancels exactly) no expert agrees.
+/// sign is 0 (the mass cancels exactly) no expert agrees. With elected ∈ {−1, 0, +1} that is exactly x·elected > 0.
 let signConsensus (elected: Tensor) (x: Tensor) : Tensor =
-    Tensors.scoped (fun () -> x.ne(Scalar.op_Implicit 0.0).logical_and(x.sign().eq(elected)).logical_and(elected.ne(Scalar.op_Implicit 0.0)))
+    Tensors.scoped (fun () -> x.mul(elected).gt (Scalar.op_Implicit 0.0))

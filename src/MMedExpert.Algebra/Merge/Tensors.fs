@@ -63,3 +63,14 @@ let dot64 (a: Tensor) (b: Tensor) : float =
 
 /// Frobenius norm accumulated in float64.
 let norm64 (x: Tensor) : float = sqrt (dot64 x x)
+
+/// Entries per block of the chunked passes (4 MiB of float32: cache-friendly, and small enough that the allocator
+/// recycles buffers instead of mapping fresh pages for every temporary of a 68M-entry module).
+let chunkEntries = 1L <<< 20
+
+/// Rows of dimension 0 per block, so that a block holds about chunkEntries entries.
+let rowsPerChunk (shape: int64[]) : int64 =
+    if shape.Length = 0 then 1L
+    else
+        let perRow = shape |> Array.skip 1 |> Array.fold (*) 1L |> max 1L
+        max 1L (chunkEntries / perRow)
