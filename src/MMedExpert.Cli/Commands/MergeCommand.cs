@@ -56,7 +56,7 @@ public static class MergeCommand
                 DType: parse.GetValue(dtype));
             var request = fromFile.Overlay(fromOptions).ToRequest(parse.GetValue(config) ?? "mmx merge");
             var summary = ConsoleProgress.Run("merge", report => MergeDriver.Run(request, p => report(p.Done, p.Total, p.Module)));
-            if (parse.GetValue(json)) CommandKit.WriteJson(summary with { PerModule = Array.Empty<ModuleMergeReport>() });
+            if (parse.GetValue(json)) Console.WriteLine(MergeDriver.ToJson(summary with { PerModule = Array.Empty<ModuleMergeReport>() }));
             else
             {
                 Console.WriteLine($"merged {summary.Modules} modules of {summary.Experts.Length} experts ({summary.Method}) into {summary.Output} {summary.OutDir} in {summary.Seconds:F1} s");

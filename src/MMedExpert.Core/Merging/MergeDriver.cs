@@ -21,6 +21,9 @@ public static class MergeDriver
 
     static readonly JsonSerializerOptions ReportJson = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
+    /// <summary>A summary as merge.json writes it (camelCase).</summary>
+    public static string ToJson(MergeSummary summary) => JsonSerializer.Serialize(summary, ReportJson);
+
     public static MergeSummary Run(MergeRequest request, Action<MergeProgress>? progress = null)
     {
         var clock = Stopwatch.StartNew();
@@ -299,7 +302,7 @@ public static class MergeDriver
         {
             var ordered = conflicts.OrderBy(c => c.Module, ModuleOrder.Comparer);
             File.WriteAllText(Path.Combine(dir, ConflictsFileName), Conflicts.toJson(Conflicts.report(names, ordered)));
-            File.WriteAllText(Path.Combine(dir, ReportFileName), JsonSerializer.Serialize(summary, ReportJson));
+            File.WriteAllText(Path.Combine(dir, ReportFileName), ToJson(summary));
         }
     }
 }
