@@ -44,7 +44,7 @@ public static class BaseStage
 
         // The tokenizer folder also holds the processor config, so Save copies both next to the weights.
         string companions = Path.GetDirectoryName(TokenizerStage.PathOf(run))!;
-        AtomicFile.WriteAllText(Path.Combine(companions, "preprocessor_config.json"), processorConfig.ToJson());
+        AtomicFile.WriteAllText(Path.Combine(companions, "preprocessor_config.json"), processorConfig.ToJson().ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
         Qwen25VL.Save(model, run.BaseDir, companionsFrom: companions);
         Directory.CreateDirectory(Path.GetDirectoryName(run.MetricsPath("pretrain"))!);
         File.Copy(Path.Combine(run.WorkDir("base"), "metrics.jsonl"), run.MetricsPath("pretrain"), overwrite: true);

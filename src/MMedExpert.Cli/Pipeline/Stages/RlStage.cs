@@ -4,6 +4,7 @@ using MMedExpert.Core.Runtime;
 using MMedExpert.Core.Training;
 using MMedExpert.Core.Training.Grpo;
 using MMedExpert.Data.Schema;
+using GrpoOptions = MMedExpert.Core.Training.Grpo.GrpoOptions;
 
 namespace MMedExpert.Cli.Pipeline.Stages;
 
