@@ -71,10 +71,13 @@ public sealed class VisionChatEncoder(Qwen2Tokenizer tokenizer, ImageProcessor i
             ids.Add(enc.Ids);
             if (processed != null) { pixels.Add(processed.PixelValues); grids.AddRange(processed.GridThw); }
         }
-        return pixels.Count == 0
-            ? new PromptBatch(ids)
-            : new PromptBatch(ids, cat(pixels, 0), tensor(grids.SelectMany(g => g).ToArray(), new long[] { grids.Count, 3 }));
+        if (pixels.Count == 0) return new PromptBatch(ids);
+        var batch = new PromptBatch(ids, cat(pixels, 0), GridTensor(grids));
+        foreach (var p in pixels) p.Dispose(); // cat copied them
+        return batch;
     }
+
+    static Tensor GridTensor(List<long[]> grids) => tensor(grids.SelectMany(g => g).ToArray(), new long[] { grids.Count, 3 });
 
     /// <summary>A right-padded training batch; the loss covers the assistant's tokens (content and &lt;|im_end|&gt;).</summary>
     public TrainingBatch Training(IReadOnlyList<VisionChatSample> samples, int maxLength = int.MaxValue)
@@ -109,14 +112,16 @@ public sealed class VisionChatEncoder(Qwen2Tokenizer tokenizer, ImageProcessor i
             }
             tokens += e.Ids.Length;
         }
-        return new TrainingBatch
+        var result = new TrainingBatch
         {
             InputIds = tensor(ids, new long[] { b, t }),
             AttentionMask = tensor(attention, new long[] { b, t }),
             LossMask = tensor(loss, new long[] { b, t }),
             PixelValues = pixels.Count == 0 ? null : cat(pixels, 0),
-            ImageGridThw = pixels.Count == 0 ? null : tensor(grids.SelectMany(g => g).ToArray(), new long[] { grids.Count, 3 }),
+            ImageGridThw = pixels.Count == 0 ? null : GridTensor(grids),
             Tokens = tokens,
         };
+        foreach (var p in pixels) p.Dispose();
+        return result;
     }
 }

@@ -24,5 +24,10 @@ public sealed record GrpoOptions
     public double ClipNorm { get; init; } = 1.0;
     public long Seed { get; init; }
     public int CheckpointEvery { get; init; } = 5;
+    /// <summary>Folder for <c>checkpoint/</c> and <c>metrics.jsonl</c>; null: neither is written (unless set below).</summary>
     public string? OutputDir { get; init; }
+    /// <summary>Where the checkpoint folder goes (default OutputDir/checkpoint).</summary>
+    public string? CheckpointDir { get; init; }
+    /// <summary>Where the metrics go (default OutputDir/metrics.jsonl).</summary>
+    public string? MetricsPath { get; init; }
 }

@@ -33,8 +33,8 @@ public sealed class GrpoTrainer : IDisposable
     readonly string[] perspectives;
 
     public AdamW Optimizer { get; }
-    public string? CheckpointDir => o.OutputDir is null ? null : Path.Combine(o.OutputDir, "checkpoint");
-    public string? MetricsPath => o.OutputDir is null ? null : Path.Combine(o.OutputDir, "metrics.jsonl");
+    public string? CheckpointDir => o.CheckpointDir ?? (o.OutputDir is null ? null : Path.Combine(o.OutputDir, "checkpoint"));
+    public string? MetricsPath => o.MetricsPath ?? (o.OutputDir is null ? null : Path.Combine(o.OutputDir, "metrics.jsonl"));
 
     public GrpoTrainer(Qwen25VLGenerator generator, LoraAdapters lora, string adapter, VisionChatEncoder encoder,
         GuidelineSpec spec, Estimator estimator, IReadOnlyList<RlSample> samples, GrpoOptions options, ProgressReporter? progress = null)
@@ -60,8 +60,11 @@ public sealed class GrpoTrainer : IDisposable
     /// <summary>One rollout: a prompt's sample, the strategy it was sampled with, and what came out.</summary>
     sealed record Rollout(int Group, int Strategy, VisionChatSample Prompt, GeneratedSequence Output);
 
-    /// <summary>Runs to the last step; with <paramref name="resume"/> continues from the checkpoint in the output folder.</summary>
-    public TrainingRun Run(bool resume = false)
+    /// <summary>
+    /// Runs to the last step; with <paramref name="resume"/> continues from the checkpoint in the output folder (metrics
+    /// after its step are dropped and rewritten). Cancelling stops after the current step and checkpoints it.
+    /// </summary>
+    public TrainingRun Run(bool resume = false, CancellationToken cancel = default)
     {
         long done = 0;
         var state = lora.State(adapter);
@@ -69,28 +72,34 @@ public sealed class GrpoTrainer : IDisposable
         if (resume && CheckpointDir is { } dir && TrainingCheckpoint.Exists(dir))
         {
             var saved = TrainingCheckpoint.ReadState(dir);
-            if (saved.Options.ToJsonString() != key.ToJsonString())
-                throw new TrainingException($"{Path.Combine(dir, TrainingCheckpoint.StateFile)}: the checkpoint was made with other settings; resume with the same ones");
+            TrainingCheckpoint.RequireSameOptions(saved.Options, key, Path.Combine(dir, TrainingCheckpoint.StateFile));
             TrainingCheckpoint.Load(dir, state, Optimizer);
             done = saved.Step;
         }
         using var metrics = MetricsPath is null ? null : done > 0 ? MetricsWriter.Resume(MetricsPath, done) : MetricsWriter.Create(MetricsPath);
         var schedule = new CosineSchedule(o.LearningRate, o.WarmupSteps, o.Steps);
         var losses = new List<double>();
-        long first = done + 1, last = done;
+        long first = done + 1, last = done, lastSaved = done;
+        void Save(long step) =>
+            TrainingCheckpoint.Save(CheckpointDir!, new TrainingState(step, step * o.PromptsPerStep, step, o.Seed, key), state, Optimizer);
         progress.Run($"rl {adapter} ({EstimatorModule.name(estimator)})", o.Steps, done, report =>
         {
             for (long step = first; step <= o.Steps; step++)
             {
+                if (cancel.IsCancellationRequested) break;
                 var fields = Step(step, schedule.At(step));
                 losses.Add((double)fields["loss"]!);
                 metrics?.Write(fields);
                 last = step;
                 if (CheckpointDir != null && (step == o.Steps || (o.CheckpointEvery > 0 && step % o.CheckpointEvery == 0)))
-                    TrainingCheckpoint.Save(CheckpointDir, new TrainingState(step, step * o.PromptsPerStep, step, o.Seed, key), state, Optimizer);
+                {
+                    Save(step);
+                    lastSaved = step;
+                }
                 report(step, string.Create(CultureInfo.InvariantCulture, $"reward {(double)fields["reward_mean"]!:0.###} acc {(double)fields["accuracy"]!:0.##}"));
             }
         });
+        if (last > lastSaved && CheckpointDir != null) Save(last);
         return new TrainingRun(first, last, losses, last == o.Steps);
     }
 
@@ -98,6 +107,7 @@ public sealed class GrpoTrainer : IDisposable
     public Dictionary<string, object?> Step(long step, double learningRate)
     {
         long seed = Seeds.Derive(o.Seed, step);
+        generator.Model.eval();
         var generation = Stopwatch.StartNew();
         var rollouts = Sample(step, seed);
         generation.Stop();
@@ -171,6 +181,11 @@ public sealed class GrpoTrainer : IDisposable
     {
         int n = rollouts.Count;
         if (advantages.Count != n) throw new ArgumentException($"{advantages.Count} advantages for {n} completions");
+        if (n == 0) throw new ArgumentException("no completions to learn from");
+        // Dropout off: the policy being trained is then exactly the one that sampled (ρ = 1 on the first update) and a
+        // resumed run recomputes the same log-probabilities.
+        generator.Model.eval();
+        lora.SetActive(adapter);
         var completions = rollouts.Select(r => r.Completion).ToList();
         var referenceLogProbs = o.Loss.Beta != 0 ? ReferenceLogProbs(rollouts.Select(r => r.Prompt).ToList(), completions) : null;
 
@@ -286,10 +301,15 @@ public sealed class GrpoTrainer : IDisposable
         return Math.Sqrt(xs.Sum(x => (x - mean) * (x - mean)) / Math.Max(1, xs.Length));
     }
 
+    /// <summary>The settings a resumed run must share with the interrupted one (everything that changes the curve).</summary>
     JsonObject ResumeKey() => new()
     {
-        ["adapter"] = adapter, ["advantage"] = EstimatorModule.name(estimator), ["steps"] = o.Steps, ["prompts_per_step"] = o.PromptsPerStep,
-        ["group_size"] = o.GroupSize, ["lr"] = o.LearningRate, ["seed"] = o.Seed, ["beta"] = o.Loss.Beta, ["updates"] = o.UpdatesPerBatch,
+        ["adapter"] = adapter, ["advantage"] = EstimatorModule.name(estimator), ["spec"] = spec.Name, ["samples"] = samples.Count,
+        ["steps"] = o.Steps, ["prompts_per_step"] = o.PromptsPerStep, ["group_size"] = o.GroupSize, ["temperature"] = o.Temperature,
+        ["top_p"] = o.TopP, ["max_new_tokens"] = o.MaxNewTokens, ["rollout_batch"] = o.RolloutBatch, ["updates"] = o.UpdatesPerBatch,
+        ["multi_strategy"] = o.MultiStrategy, ["lr"] = o.LearningRate, ["warmup_steps"] = o.WarmupSteps, ["clip_norm"] = o.ClipNorm,
+        ["seed"] = o.Seed, ["beta"] = o.Loss.Beta, ["kl"] = o.Loss.Kl.ToString(), ["clip_low"] = o.Loss.ClipLow,
+        ["clip_high"] = o.Loss.ClipHigh, ["aggregation"] = o.Loss.Aggregation.ToString(),
     };
 
     public void Dispose() => Optimizer.Dispose();

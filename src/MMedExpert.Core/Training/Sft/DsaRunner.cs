@@ -17,14 +17,16 @@ public static class DsaRunner
     /// </summary>
     public static TrainingRun TrainExpert(string baseDir, VisionChatEncoder encoder, IReadOnlyList<VisionChatSample> samples,
         string specialty, LoraConfig lora, TrainerOptions options, int batchSize, string adapterDir, string workDir,
-        ProgressReporter? progress = null, bool resume = false)
+        ProgressReporter? progress = null, bool resume = false, CancellationToken cancel = default)
     {
         using var model = Qwen25VL.Load(baseDir);
         using var adapters = new LoraAdapters(model);
         adapters.Add(specialty, lora with { BaseModelNameOrPath = lora.BaseModelNameOrPath ?? Path.GetFullPath(baseDir) }, options.Seed);
+        adapters.SetActive(specialty);
         var run = SftRunner.Train(model, encoder, samples, adapters.TrainableParameters(specialty), options with { OutputDir = workDir },
-            batchSize, adapters.State(specialty), progress, resume);
-        adapters.Save(specialty, adapterDir);
+            batchSize, adapters.State(specialty), progress, resume, cancel);
+        // An interrupted expert stays in its checkpoint (resume finishes it); only a finished one becomes the adapter.
+        if (run.Completed) adapters.Save(specialty, adapterDir);
         return run;
     }
 }

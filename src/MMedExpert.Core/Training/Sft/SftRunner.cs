@@ -14,7 +14,7 @@ public static class SftRunner
 {
     public static TrainingRun Train(Qwen25VLForConditionalGeneration model, VisionChatEncoder encoder, IReadOnlyList<VisionChatSample> samples,
         IReadOnlyList<Parameter> parameters, TrainerOptions options, int batchSize, IReadOnlyList<(string Name, Tensor Tensor)>? state = null,
-        ProgressReporter? progress = null, bool resume = false)
+        ProgressReporter? progress = null, bool resume = false, CancellationToken cancel = default)
     {
         if (samples.Count == 0) throw new TrainingException("no training samples");
         // Lengths in tokens (text only; every sample of a data set has the same image count), for length bucketing.
@@ -28,7 +28,7 @@ public static class SftRunner
                 using (batch) return SftLoss.Compute(model, batch);
             },
             state, batch => batch.Tokens, progress);
-        var run = trainer.Run(resume);
+        var run = trainer.Run(resume, cancel);
         model.eval();
         return run;
     }
