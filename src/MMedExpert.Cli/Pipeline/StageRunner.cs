@@ -39,6 +39,7 @@ public sealed class StageRunner(string runDir, string configJson, IReadOnlyList<
         if (from != null && stages.All(s => s.Name != from))
             throw new PipelineException($"--from {from}: no such stage (stages: {string.Join(", ", stages.Select(s => s.Name))})");
         string hash = Hash(Encoding.UTF8.GetBytes(configJson));
+        Directory.CreateDirectory(Path.Combine(runDir, "stages"));
         var timings = new Dictionary<string, double>();
         bool rerunRest = false;
         foreach (var stage in stages)
