@@ -15,10 +15,12 @@ public static class MmxApp
         root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(TokenizerFixtureCommand.Create());
         root.Subcommands.Add(GenerateCommand.Create());
+        root.Subcommands.Add(MergeCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(DsaCommand.Create());
         root.Subcommands.Add(GbaCommand.Create());
         root.Subcommands.Add(DataCommand.Create());
+        root.Subcommands.Add(PipelineCommand.Create());
         return root;
     }
 

@@ -14,6 +14,7 @@ public static class BenchCommand
         cmd.Subcommands.Add(RlBench.Create());
         cmd.Subcommands.Add(ModelBench.Create());
         cmd.Subcommands.Add(TokenizerBench.Create());
+        cmd.Subcommands.Add(MergeBench.Create());
         return cmd;
     }
 }
