@@ -29,6 +29,8 @@ public sealed record DsaSettings
     public int WarmupSteps { get; init; } = -1;
     public int CheckpointEvery { get; init; } = 20;
     public long Seed { get; init; }
+    /// <summary>Which trace the experts learn to write (Full: the item's own; Compact: findings and conclusion only).</summary>
+    public TraceStyle Trace { get; init; } = TraceStyle.Full;
     public bool Resume { get; init; }
 }
 
@@ -69,10 +71,11 @@ public static class DsaCommand
         var warmup = new Option<int>("--warmup") { Description = "Warmup steps (default: 5% of the steps)", DefaultValueFactory = _ => -1 };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Checkpoint every N steps (and at the end)", DefaultValueFactory = _ => 20 };
         var seed = new Option<long>("--seed") { Description = "Run seed (each expert derives its own from it and its specialty)", DefaultValueFactory = _ => 0 };
+        var trace = new Option<string>("--trace") { Description = "Trace to learn: full (the item's reasoning) or compact (findings + conclusion)", DefaultValueFactory = _ => "full" };
         var resume = new Option<bool>("--resume") { Description = "Continue each expert from its checkpoint (finished experts are kept)" };
         var json = new Option<bool>("--json") { Description = "Print the results as JSON" };
         var cmd = new Command("dsa", "Domain-Specific Adaptation: one LoRA expert per specialty (SFT on reasoning traces), each from its own initialization");
-        foreach (var o in new Option[] { data, baseDir, outDir, specialties, inits, rank, alpha, dropout, steps, batch, accumulation, lr, warmup, checkpointEvery, seed, resume, json })
+        foreach (var o in new Option[] { data, baseDir, outDir, specialties, inits, rank, alpha, dropout, steps, batch, accumulation, lr, warmup, checkpointEvery, seed, trace, resume, json })
             cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
@@ -85,6 +88,12 @@ public static class DsaCommand
                 Rank = parse.GetValue(rank), Alpha = parse.GetValue(alpha), Dropout = parse.GetValue(dropout), Steps = parse.GetValue(steps),
                 BatchSize = parse.GetValue(batch), Accumulation = parse.GetValue(accumulation), LearningRate = parse.GetValue(lr),
                 WarmupSteps = parse.GetValue(warmup), CheckpointEvery = parse.GetValue(checkpointEvery), Seed = parse.GetValue(seed),
+                Trace = parse.GetValue(trace)!.Trim().ToLowerInvariant() switch
+                {
+                    "full" => TraceStyle.Full,
+                    "compact" => TraceStyle.Compact,
+                    var other => throw new MmxException($"--trace: expected full or compact, got '{other}'"),
+                },
                 Resume = parse.GetValue(resume),
             };
             var results = Run(settings, ProgressReporter.Create());
@@ -128,14 +137,13 @@ public static class DsaCommand
         if (s.Rank <= 0) throw new MmxException($"--rank: must be positive (got {s.Rank})");
         if (s.BatchSize <= 0) throw new MmxException($"--batch-size: must be positive (got {s.BatchSize})");
         var encoder = BaseFolder.Encoder(s.BaseDir);
-        var (all, file) = MedItemSamples.Load(s.Data, Vocabulary.Sft);
-        string baseDir = MedItemSamples.BaseDir(file);
+        var (all, file, dataDir) = MedItemData.Load(s.Data, Vocabulary.Sft);
         var results = new List<DsaExpertResult>();
         for (int k = 0; k < s.Specialties.Count; k++)
         {
             string specialty = s.Specialties[k];
             var init = s.Inits[k % s.Inits.Count];
-            var samples = all.Where(i => i.Specialty == specialty).Select(i => MedItemSamples.Sft(i, baseDir)).ToList();
+            var samples = all.Where(i => i.Specialty == specialty).Select(i => MedItemSamples.Training(i, dataDir, s.Trace)).ToList();
             if (samples.Count == 0) throw new MmxException($"{file}: no items of specialty '{specialty}'");
             string adapterDir = Path.Combine(s.OutDir, "experts", specialty, "sft");
             string metrics = Path.Combine(s.OutDir, "metrics", $"dsa-{specialty}.jsonl");

@@ -141,9 +141,8 @@ public static class GbaCommand
             throw new MmxException($"--specialty: unknown specialty '{s.Specialty}' (known: {string.Join(", ", Vocabulary.Specialties)})");
         var spec = s.Spec is null ? DefaultSpec.load() : SpecJson.load(s.Spec);
         var encoder = BaseFolder.Encoder(s.BaseDir);
-        var (items, file) = MedItemSamples.Load(s.Data, Vocabulary.Rl, s.Specialty);
-        string dataDir = MedItemSamples.BaseDir(file);
-        var samples = items.Select(i => MedItemSamples.Rl(i, dataDir)).ToList();
+        var (items, _, dataDir) = MedItemData.Load(s.Data, Vocabulary.Rl, s.Specialty);
+        var samples = items.Select(i => new RlSample(MedItemSamples.Prompt(i, dataDir), MedItemSamples.Annotations(i))).ToList();
 
         using var model = Qwen25VL.Load(s.BaseDir);
         using var adapters = new LoraAdapters(model);
