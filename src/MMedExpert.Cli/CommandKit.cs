@@ -63,4 +63,9 @@ public static class CommandKit
             ? Unwrap(e.InnerException) : e;
 
     public static void WriteJson(object value) => Console.WriteLine(JsonSerializer.Serialize(value, Json));
+
+    static readonly JsonSerializerOptions SnakeJson = new(Json) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    /// <summary>Records with C# property names written as snake_case keys, like the metrics files.</summary>
+    public static void WriteSnakeJson(object value) => Console.WriteLine(JsonSerializer.Serialize(value, SnakeJson));
 }

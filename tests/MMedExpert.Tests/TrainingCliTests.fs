@@ -56,7 +56,7 @@ let tests =
             let code, stdout, err = gba 2 []
             Expect.equal code 0 $"mmx gba: {err}"
             use result = JsonDocument.Parse stdout
-            Expect.equal (result.RootElement.GetProperty("Steps").GetInt64()) 2L "2 steps"
+            Expect.equal (result.RootElement.GetProperty("steps").GetInt64()) 2L "2 steps"
             Expect.isTrue (File.Exists(dir.File "gba/adapter/adapter_model.safetensors")) "trained adapter saved as PEFT"
             let lines = MetricsWriter.Read(dir.File "gba/metrics.jsonl")
             Expect.equal lines.Count 2 "a metrics line per step"

@@ -97,7 +97,7 @@ public static class DsaCommand
                 Resume = parse.GetValue(resume),
             };
             var results = Run(settings, ProgressReporter.Create());
-            if (parse.GetValue(json)) CommandKit.WriteJson(results);
+            if (parse.GetValue(json)) CommandKit.WriteSnakeJson(results);
             else
                 foreach (var r in results)
                     Console.WriteLine($"{r.Specialty} ({r.Init}, {r.Samples} samples): loss {Format(r.FirstLoss)} → {Format(r.LastLoss)} in {r.Seconds:0.0} s" +

@@ -100,7 +100,7 @@ public static class GbaCommand
                 },
             };
             var result = Run(settings, ProgressReporter.Create());
-            if (parse.GetValue(json)) CommandKit.WriteJson(result);
+            if (parse.GetValue(json)) CommandKit.WriteSnakeJson(result);
             else
                 Console.WriteLine($"{result.Advantage}, {result.Prompts} prompts, {result.Steps} steps in {result.Seconds:0.0} s: " +
                                   $"reward {result.FirstRewardMean:0.###} → {result.LastRewardMean:0.###}, accuracy {result.FirstAccuracy:0.###} → {result.LastAccuracy:0.###} " +
