@@ -67,6 +67,56 @@ let tests =
             Expect.isTrue (pick 1.0 (List.ofSeq suppress) |> Array.forall ((<>) pad)) "sampling avoids it"
         }
 
+        test "shared-prompt scoring (each prompt encoded once per group) equals scoring every sequence whole, gradients included" {
+            use dir = new TempDir()
+            let tok = tokenizer.Value
+            use m = model 8L
+            use adapters = new LoraAdapters(m)
+            adapters.Add("p", LoraConfig(R = 4, Alpha = 8.0, Dropout = 0.0, Init = LoraInit.PiSSA), 2L)
+            adapters.SetActive "p"
+            let ps = adapters.TrainableParameters "p"
+            let generator = Qwen25VLGenerator(m)
+            let samples = rlSamples dir.Path
+            let withImage, textOnly = samples[0].Prompt, samples[1].Prompt // different lengths: the shorter one is left-padded
+            let completions =
+                [ "<think>The image shows consolidation.</think><answer>A</answer>"; "B"; "<answer>C</answer>"; "no"; "<think>x</think>" ]
+                |> List.map (fun t -> tok.Encode t :> IReadOnlyList<int>)
+            let promptOf = [| 0; 1; 0; 1; 0 |]
+            let run (score: unit -> TorchSharp.torch.Tensor * TorchSharp.torch.Tensor) =
+                for p in ps do (if not (isNull p.grad) then p.grad.zero_() |> ignore)
+                let lp, mask = score ()
+                (lp * mask).sum().backward()
+                lp.detach().clone(), mask.clone(), [ for p in ps -> p.grad.clone() ]
+            let wholeLp, wholeMask, wholeGrads =
+                run (fun () ->
+                    let prompts = encoder().Prompts([ for i in promptOf -> if i = 0 then withImage else textOnly ])
+                    generator.CompletionLogProbs(prompts, completions).ToTuple())
+            let sharedLp, sharedMask, sharedGrads =
+                run (fun () -> generator.SharedPromptLogProbs(encoder().Prompts([ withImage; textOnly ]), promptOf, completions).ToTuple())
+            Expect.isTrue (sameTensor wholeMask sharedMask) "same right-aligned layout"
+            Expect.isLessThan (float ((wholeLp - sharedLp).abs().max().item<float32>())) 1e-4 "same log-probabilities"
+            for g1, g2 in List.zip wholeGrads sharedGrads do
+                let scale = max 1e-6 (float (g1.abs().max().item<float32>()))
+                Expect.isLessThan (float ((g1 - g2).abs().max().item<float32>()) / scale) 1e-3 "same gradient"
+        }
+
+        test "shared-prompt generation equals generating from every prompt written out (greedy)" {
+            use dir = new TempDir()
+            let tok = tokenizer.Value
+            use m = model 8L
+            let generator = Qwen25VLGenerator(m, Func<IReadOnlyList<int>, string>(fun ids -> tok.Decode(ids)))
+            let samples = rlSamples dir.Path
+            let promptOf = [| 0; 1; 1; 0 |]
+            let options = GenerationOptions(MaxNewTokens = 10, Temperature = 0.0, StopTokenIds = encoder().StopTokenIds)
+            let whole = generator.Generate(encoder().Prompts([ for i in promptOf -> samples[i].Prompt ]), options)
+            let shared = generator.Generate(encoder().Prompts([ samples[0].Prompt; samples[1].Prompt ]), promptOf, options)
+            for a, b in Seq.zip whole shared do
+                Expect.sequenceEqual b.TokenIds a.TokenIds "same tokens"
+                Expect.equal b.Text a.Text "same text"
+                for x, y in Seq.zip a.LogProbs b.LogProbs do
+                    Expect.isLessThan (abs (float x - float y)) 1e-4 "same log-probabilities"
+        }
+
         testList "one GRPO step on tiny raises the log-prob of the highest-advantage completion" [
           for updates in [ 1; 2 ] ->
            test $"μ = {updates}" {

@@ -47,6 +47,39 @@ public sealed class KvCache : IDisposable
 
     public void Advance(long n) => Length += n;
 
+    KvCache(Tensor[] keys, Tensor[] values, long batch, long capacity, long length)
+    {
+        this.keys = keys;
+        this.values = values;
+        Batch = batch;
+        Capacity = capacity;
+        Length = length;
+    }
+
+    /// <summary>
+    /// A cache whose row i is this cache's row <paramref name="index"/>[i] (the filled prefix copied, same
+    /// <see cref="Length"/>), with room for <paramref name="capacity"/> positions. The copies stay in the autograd graph, so
+    /// completions decoded on it send gradients back through a prompt encoded once for all of them (GRPO groups).
+    /// </summary>
+    public KvCache Select(Tensor index, long capacity)
+    {
+        if (capacity < Length) throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"smaller than the {Length} filled positions");
+        long rows = index.shape[0];
+        Tensor Copy(Tensor source)
+        {
+            var target = zeros(new[] { rows, source.shape[1], capacity, source.shape[3] }, source.dtype, source.device).DetachFromDisposeScope();
+            if (Length > 0)
+            {
+                using var filled = source.narrow(2, 0, Length);
+                using var picked = filled.index_select(0, index.to(source.device));
+                using var destination = target.narrow(2, 0, Length);
+                destination.copy_(picked);
+            }
+            return target;
+        }
+        return new KvCache(keys.Select(Copy).ToArray(), values.Select(Copy).ToArray(), rows, capacity, Length);
+    }
+
     public void Dispose()
     {
         foreach (var t in keys) t.Dispose();

@@ -199,8 +199,8 @@ public sealed class GrpoTrainer : IDisposable
                 using var scope = NewDisposeScope();
                 int count = Math.Min(o.RolloutBatch, n - start);
                 var chunk = Enumerable.Range(start, count).ToList();
-                var prompts = encoder.Prompts(chunk.Select(i => rollouts[i].Prompt).ToList());
-                var (logProbs, mask) = generator.CompletionLogProbs(prompts, chunk.Select(i => completions[i]).ToList());
+                var (prompts, promptOf) = SharedPrompts(chunk.Select(i => rollouts[i].Prompt));
+                var (logProbs, mask) = generator.SharedPromptLogProbs(prompts, promptOf, chunk.Select(i => completions[i]).ToList());
                 // With μ = 1 the policy is the rollout policy: ρ = 1 exactly, without trusting two computations to agree.
                 var old = o.UpdatesPerBatch == 1 ? logProbs.detach() : RightAligned(chunk.Select(i => rollouts[i].RolloutLogProbs).ToList(), logProbs.shape[1]);
                 var reference = referenceLogProbs is null ? null : RightAligned(chunk.Select(i => referenceLogProbs[i]).ToList(), logProbs.shape[1]);
@@ -256,13 +256,15 @@ public sealed class GrpoTrainer : IDisposable
         for (int start = 0; start < wanted.Count; start += o.RolloutBatch)
         {
             var chunk = wanted.Skip(start).Take(o.RolloutBatch).ToList();
-            var prompts = encoder.Prompts(chunk.Select(c => c.Prompt).ToList());
-            var outputs = generator.Generate(prompts, new GenerationOptions
+            // Each distinct prompt is prefilled once and its cache shared by its group's samples.
+            var (prompts, promptOf) = SharedPrompts(chunk.Select(c => c.Prompt));
+            var outputs = generator.Generate(prompts, promptOf, new GenerationOptions
             {
                 MaxNewTokens = o.MaxNewTokens, Temperature = o.Temperature, TopP = o.TopP, Seed = seed + start,
                 StopTokenIds = encoder.StopTokenIds, SuppressTokenIds = encoder.SuppressTokenIds,
             });
             prompts.PixelValues?.Dispose();
+            prompts.ImageGridThw?.Dispose();
             for (int i = 0; i < chunk.Count; i++) rollouts.Add(new Rollout(chunk[i].Group, chunk[i].Strategy, chunk[i].Prompt, outputs[i]));
         }
         return rollouts;
@@ -277,13 +279,42 @@ public sealed class GrpoTrainer : IDisposable
         {
             for (int start = 0; start < prompts.Count; start += o.RolloutBatch)
             {
+                using var scope = NewDisposeScope();
+                using var noGrad = no_grad();
                 int count = Math.Min(o.RolloutBatch, prompts.Count - start);
-                var batch = encoder.Prompts(prompts.Skip(start).Take(count).ToList());
-                result.AddRange(generator.ScoreCompletions(batch, completions.Skip(start).Take(count).ToList()));
+                var (batch, promptOf) = SharedPrompts(prompts.Skip(start).Take(count));
+                var chunk = completions.Skip(start).Take(count).ToList();
+                var (lp, _) = generator.SharedPromptLogProbs(batch, promptOf, chunk);
+                float[] flat = lp.cpu().contiguous().data<float>().ToArray();
+                long width = lp.shape[1];
+                // Right-aligned rows: completion b's values are its last |completion b| columns.
+                result.AddRange(chunk.Select((c, b) => flat.Skip((int)(b * width + width - c.Count)).Take(c.Count).ToArray()));
             }
         }
         finally { lora.SetActive(adapter); }
         return result;
+    }
+
+    /// <summary>
+    /// The distinct prompts of a list of rollouts (a group's G completions share one; with multi-strategy rollouts, one
+    /// per guideline prompt) and each rollout's index among them, so each prompt is encoded once per pass.
+    /// </summary>
+    (PromptBatch Prompts, int[] PromptOf) SharedPrompts(IEnumerable<VisionChatSample> prompts)
+    {
+        var distinct = new List<VisionChatSample>();
+        var indexOf = new Dictionary<VisionChatSample, int>();
+        var promptOf = new List<int>();
+        foreach (var p in prompts)
+        {
+            if (!indexOf.TryGetValue(p, out int k))
+            {
+                k = distinct.Count;
+                indexOf[p] = k;
+                distinct.Add(p);
+            }
+            promptOf.Add(k);
+        }
+        return (encoder.Prompts(distinct), promptOf.ToArray());
     }
 
     /// <summary>Per-sample value lists as the [batch, width] right-aligned layout of CompletionLogProbs.</summary>
