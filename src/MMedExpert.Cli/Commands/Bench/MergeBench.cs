@@ -56,11 +56,19 @@ public static class MergeBench
                 double generateSeconds = genClock.Elapsed.TotalSeconds;
                 long bytes = expertDirs.Sum(e => new FileInfo(Path.Combine(e, PeftAdapter.WeightsFileName)).Length);
 
+                var cpu = System.Diagnostics.Process.GetCurrentProcess();
+                var cpuBefore = cpu.TotalProcessorTime;
                 double readSeconds = ReadAll(expertDirs);
+                cpu.Refresh();
+                double readCpu = (cpu.TotalProcessorTime - cpuBefore).TotalSeconds;
                 var request = new MergeSettings(Experts: expertDirs.ToArray(), Method: parse.GetValue(method), Density: parse.GetValue(density),
                     Out: Path.Combine(folder, "merged"), AsAdapter: true, Rank: r).ToRequest("bench merge");
                 var config = request.Config;
+                cpu.Refresh();
+                var mergeCpuBefore = cpu.TotalProcessorTime;
                 var summary = ConsoleProgress.Run("bench merge", report => MergeDriver.Run(request, p => report(p.Done, p.Total, p.Module)));
+                cpu.Refresh();
+                double mergeCpu = (cpu.TotalProcessorTime - mergeCpuBefore).TotalSeconds;
 
                 var result = new
                 {
@@ -77,13 +85,17 @@ public static class MergeBench
                     merge_seconds = Math.Round(summary.Seconds, 2),
                     merge_over_read = Math.Round(summary.Seconds / readSeconds, 1),
                     merge_seconds_per_layer = Math.Round(summary.Seconds / nLayers, 2),
+                    read_cpu_seconds = Math.Round(readCpu, 3),
+                    merge_cpu_seconds = Math.Round(mergeCpu, 2),
+                    load_average_1min = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?",
                     projected_merge_seconds_28_layers = Math.Round(summary.Seconds / nLayers * FullLayers, 1),
                     svd_relative_error_mean = summary.MeanRelativeError is { } m ? Math.Round(m, 4) : (double?)null,
                     svd_relative_error_max = summary.MaxRelativeError is { } x ? Math.Round(x, 4) : (double?)null,
                     threads = torch.get_num_threads(),
                     note = "read = open + every tensor of the same adapter files read into memory (warm page cache); " +
                            "merge = mmx merge end to end: read, ΔW = scale·B·A per expert, conflict diagnostics, merge, " +
-                           "rank-r truncated SVD (randomized for large modules), writing the adapter, conflicts.json and merge.json",
+                           "rank-r truncated SVD (randomized for large modules), writing the adapter, conflicts.json and merge.json; " +
+                           "cpu seconds = process CPU time (less sensitive than wall time to other work on the machine)",
                 };
                 if (parse.GetValue(json)) CommandKit.WriteJson(result);
                 else Console.WriteLine($"{result.modules} modules, {nExperts} experts: read {result.read_seconds} s, merge {result.merge_seconds} s " +
