@@ -12,8 +12,12 @@ public static class MmxApp
         CommandKit.AddGlobalOptions(root);
         root.Subcommands.Add(InfoCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
+        root.Subcommands.Add(TokenizeCommand.Create());
+        root.Subcommands.Add(TokenizerFixtureCommand.Create());
+        root.Subcommands.Add(GenerateCommand.Create());
         root.Subcommands.Add(MergeCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(DataCommand.Create());
         return root;
     }
 

@@ -63,6 +63,7 @@ public static class TorchRuntime
             ["cpu features"] = string.Join(" ", CpuFeatures()),
             ["bf16 matmul"] = CpuFeatures().Any(f => f is "avx512_bf16" or "amx_bf16") ? "native (avx512_bf16/amx_bf16)" : "converted to fp32 by libtorch",
             ["native library"] = native ?? "?",
+            ["libtorch_cpu"] = LoadedNativeLibrary("libtorch_cpu") ?? "?",
             ["GLIBCXX_3.4.32"] = weak,
             ["os"] = RuntimeInformation.OSDescription,
             [".NET"] = RuntimeInformation.FrameworkDescription,

@@ -1,0 +1,113 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace MMedExpert.Cli.Pipeline;
+
+/// <summary>
+/// Everything a pipeline run depends on, seeds included; written to <c>runs/NAME/config.json</c>. The defaults are the
+/// embedded run (MedSynth + the <c>small</c> preset on 2 CPU cores); <c>--config FILE</c> overrides any field, e.g. to
+/// point <see cref="BaseConfig.Checkpoint"/> at a real Qwen2.5-VL checkpoint and <see cref="DataConfig.Path"/> at real data.
+/// </summary>
+public sealed record PipelineConfig
+{
+    public string Name { get; init; } = "default";
+    public long Seed { get; init; } = 20260101;
+    public DataConfig Data { get; init; } = new();
+    public BaseConfig Base { get; init; } = new();
+    public DsaConfig Dsa { get; init; } = new();
+    public GbaConfig Gba { get; init; } = new();
+    public MergeConfig Merge { get; init; } = new();
+    public EvalConfig Eval { get; init; } = new();
+
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow, // an unknown key is an error, not a silent default
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+    };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    public static PipelineConfig Load(string path)
+    {
+        if (!File.Exists(path)) throw new PipelineException($"{path}: config file not found");
+        try
+        {
+            return JsonSerializer.Deserialize<PipelineConfig>(File.ReadAllText(path), Json)
+                   ?? throw new PipelineException($"{path}: empty config");
+        }
+        catch (JsonException e)
+        {
+            throw new PipelineException($"{path}: {e.Message}");
+        }
+    }
+}
+
+public sealed record DataConfig
+{
+    /// <summary>A folder of MMedExpert JSONL splits to use instead of generating MedSynth.</summary>
+    public string? Path { get; init; }
+    public int Items { get; init; } = 10_000;
+    public double Difficulty { get; init; } = 0.3;
+    public int ImageSize { get; init; } = 56;
+}
+
+public sealed record BaseConfig
+{
+    /// <summary>A Qwen2.5-VL checkpoint folder (HF layout); when null a <see cref="Preset"/> model is built and pretrained.</summary>
+    public string? Checkpoint { get; init; }
+    public string Preset { get; init; } = "small";
+    /// <summary>A tokenizer.json to use; when null the pipeline trains its own on the data's text.</summary>
+    public string? Tokenizer { get; init; }
+    public int TokenizerVocab { get; init; } = 2000;
+    public int PretrainSteps { get; init; } = 300;
+    public int BatchSize { get; init; } = 16;
+    public double LearningRate { get; init; } = 2e-3;
+    public string Dtype { get; init; } = "fp32";
+}
+
+public sealed record DsaConfig
+{
+    public string[] Specialties { get; init; } = { "adult_medicine", "pediatrics", "brain_senses", "oncology_surgery" };
+    /// <summary>One initialization per specialty, in order (DSA's diverse starting points).</summary>
+    public string[] Inits { get; init; } = { "gaussian", "pissa", "olora", "kaiming" };
+    public int Rank { get; init; } = 8;
+    public double Alpha { get; init; } = 16;
+    public int Steps { get; init; } = 120;
+    public int BatchSize { get; init; } = 16;
+    public double LearningRate { get; init; } = 2e-3;
+}
+
+public sealed record GbaConfig
+{
+    public int Steps { get; init; } = 12;
+    public int PromptsPerStep { get; init; } = 4;
+    public int GroupSize { get; init; } = 8;
+    public double Temperature { get; init; } = 1.0;
+    public double TopP { get; init; } = 1.0;
+    public int MaxNewTokens { get; init; } = 64;
+    public double LearningRate { get; init; } = 5e-4;
+    public double Beta { get; init; } = 0.02;
+    /// <summary>The guideline reward spec (JSON); null = the embedded default.</summary>
+    public string? Spec { get; init; }
+    /// <summary>Advantage estimators to train with: the first is the method, the rest are ablations.</summary>
+    public string[] Advantages { get; init; } = { "gba", "grpo" };
+}
+
+public sealed record MergeConfig
+{
+    /// <summary>The first is the method; the rest are ablations.</summary>
+    public string[] Methods { get; init; } = { "conflict_aware", "ties", "task_arithmetic" };
+    public double Density { get; init; } = 0.5;
+    public double Lambda { get; init; } = 1.0;
+}
+
+public sealed record EvalConfig
+{
+    /// <summary>Test items evaluated per model (0 = all).</summary>
+    public int MaxItems { get; init; } = 400;
+    public int BatchSize { get; init; } = 32;
+    public int MaxNewTokens { get; init; } = 64;
+    public int BootstrapResamples { get; init; } = 1000;
+}
