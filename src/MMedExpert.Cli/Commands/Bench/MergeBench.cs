@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using MMedExpert.Algebra.Merge;
 using MMedExpert.Core.IO;
 using MMedExpert.Core.Merging;
+using MMedExpert.Data.Eval;
 using TorchSharp;
 
 namespace MMedExpert.Cli.Commands.Bench;
@@ -67,7 +68,7 @@ public static class MergeBench
                 double deltaSeconds = FormDeltas(expertDirs);
                 cpu.Refresh();
                 var mergeCpuBefore = cpu.TotalProcessorTime;
-                var summary = ConsoleProgress.Run("bench merge", report => MergeDriver.Run(request, p => report(p.Done, p.Total, p.Module)));
+                var summary = ConsoleProgress.Run("bench merge", MergeDriver.CountModules(request.ExpertDirs), 0, advance => MergeDriver.Run(request, _ => advance(1)));
                 cpu.Refresh();
                 double mergeCpu = (cpu.TotalProcessorTime - mergeCpuBefore).TotalSeconds;
 
