@@ -39,6 +39,9 @@ public sealed class VisionChatEncoder(Qwen2Tokenizer tokenizer, ImageProcessor i
     public ImageProcessor Images => images;
     /// <summary>Generation stops at the end of the assistant turn or of the text.</summary>
     public IReadOnlyList<int> StopTokenIds { get; } = new[] { tokenizer.ImEnd, tokenizer.EndOfText };
+    /// <summary>Vision tokens a model must not generate (they mark image slots in a prompt).</summary>
+    public IReadOnlyList<int> SuppressTokenIds { get; } =
+        new[] { tokenizer.ImagePad, tokenizer.VideoPad, tokenizer.VisionStart, tokenizer.VisionEnd }.Distinct().ToArray();
 
     (ChatEncoding Encoding, ProcessedImages? Images) Encode(VisionChatSample s, bool forGeneration)
     {

@@ -260,7 +260,7 @@ public sealed class GrpoTrainer : IDisposable
             var outputs = generator.Generate(prompts, new GenerationOptions
             {
                 MaxNewTokens = o.MaxNewTokens, Temperature = o.Temperature, TopP = o.TopP, Seed = seed + start,
-                StopTokenIds = encoder.StopTokenIds,
+                StopTokenIds = encoder.StopTokenIds, SuppressTokenIds = encoder.SuppressTokenIds,
             });
             prompts.PixelValues?.Dispose();
             for (int i = 0; i < chunk.Count; i++) rollouts.Add(new Rollout(chunk[i].Group, chunk[i].Strategy, chunk[i].Prompt, outputs[i]));
