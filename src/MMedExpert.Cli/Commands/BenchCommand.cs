@@ -12,6 +12,7 @@ public static class BenchCommand
         cmd.Subcommands.Add(IoBench.Create());
         cmd.Subcommands.Add(ModelBench.Create());
         cmd.Subcommands.Add(LoraBench.Create());
+        cmd.Subcommands.Add(ModelBench.Create());
         cmd.Subcommands.Add(TokenizerBench.Create());
         cmd.Subcommands.Add(MergeBench.Create());
         return cmd;

@@ -50,7 +50,9 @@ public sealed record DataConfig
     public string? Path { get; init; }
     public int Items { get; init; } = 10_000;
     public double Difficulty { get; init; } = 0.3;
-    public int ImageSize { get; init; } = 56;
+    public int ImageSize { get; init; } = 112;
+    /// <summary>Reasoning traces the models are fine-tuned to write (compact keeps CPU runs short).</summary>
+    public MMedExpert.Data.Schema.TraceStyle Trace { get; init; } = MMedExpert.Data.Schema.TraceStyle.Compact;
 }
 
 public sealed record BaseConfig
