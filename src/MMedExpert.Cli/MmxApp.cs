@@ -20,6 +20,7 @@ public static class MmxApp
         root.Subcommands.Add(DsaCommand.Create());
         root.Subcommands.Add(GbaCommand.Create());
         root.Subcommands.Add(DataCommand.Create());
+        root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(PipelineCommand.Create());
         return root;
     }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using MMedExpert.Algebra.Merge;
 using MMedExpert.Core.Merging;
+using MMedExpert.Data.Eval;
 
 namespace MMedExpert.Cli.Commands;
 
@@ -55,7 +56,7 @@ public static class MergeCommand
                 Rank: parse.GetValue(rank),
                 DType: parse.GetValue(dtype));
             var request = fromFile.Overlay(fromOptions).ToRequest(parse.GetValue(config) ?? "mmx merge");
-            var summary = ConsoleProgress.Run("merge", report => MergeDriver.Run(request, p => report(p.Done, p.Total, p.Module)));
+            var summary = ConsoleProgress.Run("merge", MergeDriver.CountModules(request.ExpertDirs), 0, advance => MergeDriver.Run(request, _ => advance(1)));
             if (parse.GetValue(json)) Console.WriteLine(MergeDriver.ToJson(summary with { PerModule = Array.Empty<ModuleMergeReport>() }));
             else
             {

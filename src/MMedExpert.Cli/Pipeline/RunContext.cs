@@ -26,6 +26,14 @@ public sealed class RunContext(string runDir, PipelineConfig config)
 
     public TraceStyle Trace => Config.Data.Trace;
 
+    /// <summary>The dtype models are loaded in (base.dtype: fp32 or bf16).</summary>
+    public TorchSharp.torch.ScalarType ModelDType => Config.Base.Dtype.ToLowerInvariant() switch
+    {
+        "fp32" or "float32" => TorchSharp.torch.ScalarType.Float32,
+        "bf16" or "bfloat16" => TorchSharp.torch.ScalarType.BFloat16,
+        var other => throw new PipelineException($"base.dtype '{other}': expected fp32 or bf16"),
+    };
+
     public IReadOnlyList<MedItem> Items(string split) => MedItemLoader.Load(Split(split)).Items;
 
     public Qwen2Tokenizer Tokenizer() => Qwen2Tokenizer.FromFile(Path.Combine(BaseDir, "tokenizer.json"));
@@ -36,7 +44,7 @@ public sealed class RunContext(string runDir, PipelineConfig config)
     /// <summary>The base model with, optionally, one PEFT adapter active (the policy of an expert).</summary>
     public (Qwen25VLForConditionalGeneration Model, LoraAdapters? Lora) LoadModel(string modelDir, string? adapterDir = null, string adapterName = "expert")
     {
-        var model = Qwen25VL.Load(modelDir);
+        var model = Qwen25VL.Load(modelDir, ModelDType);
         if (adapterDir is null) return (model, null);
         var lora = new LoraAdapters(model);
         lora.Load(adapterDir, adapterName);

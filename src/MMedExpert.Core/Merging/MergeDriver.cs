@@ -24,6 +24,21 @@ public static class MergeDriver
     /// <summary>A summary as merge.json writes it (camelCase).</summary>
     public static string ToJson(MergeSummary summary) => JsonSerializer.Serialize(summary, ReportJson);
 
+    /// <summary>How many modules a merge of these experts will process (reads only the adapters' headers), for a progress total.</summary>
+    public static int CountModules(IReadOnlyList<string> expertDirs)
+    {
+        var experts = new List<PeftAdapter>();
+        try
+        {
+            foreach (var dir in expertDirs) experts.Add(PeftAdapter.Open(dir));
+            return ModuleShapes(experts).Count;
+        }
+        finally
+        {
+            foreach (var e in experts) e.Dispose();
+        }
+    }
+
     public static MergeSummary Run(MergeRequest request, Action<MergeProgress>? progress = null)
     {
         var clock = Stopwatch.StartNew();

@@ -13,7 +13,7 @@ public static class ModelAnswers
             var prompts = encoder.Prompts(batch.Select(i => new VisionChatSample(i.ImagePaths, EvalPrompt.UserText(i))).ToList());
             try
             {
-                var outputs = generator.Generate(prompts, new GenerationOptions { MaxNewTokens = maxNewTokens, StopTokenIds = encoder.StopTokenIds });
+                var outputs = generator.Generate(prompts, new GenerationOptions { MaxNewTokens = maxNewTokens, StopTokenIds = encoder.StopTokenIds, SuppressTokenIds = encoder.SuppressTokenIds });
                 return outputs.Select(o => o.Text).ToList();
             }
             finally { prompts.PixelValues?.Dispose(); prompts.ImageGridThw?.Dispose(); }

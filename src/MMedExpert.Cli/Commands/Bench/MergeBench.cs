@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using MMedExpert.Algebra.Merge;
 using MMedExpert.Core.IO;
 using MMedExpert.Core.Merging;
+using MMedExpert.Data.Eval;
 using TorchSharp;
 
 namespace MMedExpert.Cli.Commands.Bench;
@@ -56,11 +57,20 @@ public static class MergeBench
                 double generateSeconds = genClock.Elapsed.TotalSeconds;
                 long bytes = expertDirs.Sum(e => new FileInfo(Path.Combine(e, PeftAdapter.WeightsFileName)).Length);
 
+                var cpu = System.Diagnostics.Process.GetCurrentProcess();
+                var cpuBefore = cpu.TotalProcessorTime;
                 double readSeconds = ReadAll(expertDirs);
+                cpu.Refresh();
+                double readCpu = (cpu.TotalProcessorTime - cpuBefore).TotalSeconds;
                 var request = new MergeSettings(Experts: expertDirs.ToArray(), Method: parse.GetValue(method), Density: parse.GetValue(density),
                     Out: Path.Combine(folder, "merged"), AsAdapter: true, Rank: r).ToRequest("bench merge");
                 var config = request.Config;
-                var summary = ConsoleProgress.Run("bench merge", report => MergeDriver.Run(request, p => report(p.Done, p.Total, p.Module)));
+                double deltaSeconds = FormDeltas(expertDirs);
+                cpu.Refresh();
+                var mergeCpuBefore = cpu.TotalProcessorTime;
+                var summary = ConsoleProgress.Run("bench merge", MergeDriver.CountModules(request.ExpertDirs), 0, advance => MergeDriver.Run(request, _ => advance(1)));
+                cpu.Refresh();
+                double mergeCpu = (cpu.TotalProcessorTime - mergeCpuBefore).TotalSeconds;
 
                 var result = new
                 {
@@ -76,14 +86,21 @@ public static class MergeBench
                     read_seconds = Math.Round(readSeconds, 3),
                     merge_seconds = Math.Round(summary.Seconds, 2),
                     merge_over_read = Math.Round(summary.Seconds / readSeconds, 1),
+                    delta_seconds = Math.Round(deltaSeconds, 2),
+                    merge_over_delta = Math.Round(summary.Seconds / deltaSeconds, 1),
                     merge_seconds_per_layer = Math.Round(summary.Seconds / nLayers, 2),
+                    read_cpu_seconds = Math.Round(readCpu, 3),
+                    merge_cpu_seconds = Math.Round(mergeCpu, 2),
+                    load_average_1min = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?",
                     projected_merge_seconds_28_layers = Math.Round(summary.Seconds / nLayers * FullLayers, 1),
                     svd_relative_error_mean = summary.MeanRelativeError is { } m ? Math.Round(m, 4) : (double?)null,
                     svd_relative_error_max = summary.MaxRelativeError is { } x ? Math.Round(x, 4) : (double?)null,
                     threads = torch.get_num_threads(),
                     note = "read = open + every tensor of the same adapter files read into memory (warm page cache); " +
+                           "delta = read + ΔW = scale·B·A of every expert and module (the floor of any merge in ΔW space); " +
                            "merge = mmx merge end to end: read, ΔW = scale·B·A per expert, conflict diagnostics, merge, " +
-                           "rank-r truncated SVD (randomized for large modules), writing the adapter, conflicts.json and merge.json",
+                           "rank-r truncated SVD (randomized for large modules), writing the adapter, conflicts.json and merge.json; " +
+                           "cpu seconds = process CPU time (less sensitive than wall time to other work on the machine)",
                 };
                 if (parse.GetValue(json)) CommandKit.WriteJson(result);
                 else Console.WriteLine($"{result.modules} modules, {nExperts} experts: read {result.read_seconds} s, merge {result.merge_seconds} s " +
@@ -132,6 +149,21 @@ public static class MergeBench
         };
         AtomicFile.WriteAllText(Path.Combine(dir, PeftAdapter.ConfigFileName), config.ToJsonString());
         return dir;
+    }
+
+    /// <summary>Forms every expert's dense ΔW for every module and drops it: what any merge in ΔW space must compute.</summary>
+    static double FormDeltas(List<string> dirs)
+    {
+        var clock = Stopwatch.StartNew();
+        foreach (var dir in dirs)
+        {
+            using var adapter = PeftAdapter.Open(dir);
+            foreach (var module in adapter.Modules)
+            {
+                using var delta = adapter.LoadDelta(module);
+            }
+        }
+        return clock.Elapsed.TotalSeconds;
     }
 
     /// <summary>Reads every tensor of every adapter into its own memory (the I/O a merge cannot avoid).</summary>
