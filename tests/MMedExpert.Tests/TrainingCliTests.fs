@@ -9,7 +9,7 @@ open MMedExpert.Core.Training
 open MMedExpert.Tests.TestKit
 
 /// MedSynth items, and a tiny random base over a tokenizer trained on their text (the run layout's base/ folder).
-let private setup (dir: TempDir) =
+let medSynthWithTinyBase (dir: TempDir) =
     let data = dir.File "data"
     let code, _, err = runMmx [ "data"; "synth"; "--out"; data; "--n"; "40"; "--image-size"; "56" ]
     Expect.equal code 0 $"mmx data synth: {err}"
@@ -32,7 +32,7 @@ let tests =
     testList "TrainingCli" [
         test "mmx dsa trains two experts (gaussian, pissa) from one base; mmx gba trains one with GBA, resumes, refuses bad input" {
             use dir = new TempDir()
-            let data, baseDir = setup dir
+            let data, baseDir = medSynthWithTinyBase dir
             let out = dir.File "run"
             let code, stdout, err =
                 runMmx [ "dsa"; "--data"; data; "--base"; baseDir; "--out"; out; "--specialties"; "pediatrics,oncology_surgery"
