@@ -257,3 +257,119 @@ let markdownTable (header: string list) (rows: string list list) =
 
 /// A fraction as a percentage with one decimal.
 let pct (x: float) = if Double.IsNaN x then "n/a" else sprintf "%.1f" (100.0 * x)
+
+// ---- what the pipeline's stages wrote (docs/run-layout.md) -------------------------------------------------------------
+
+/// Accuracy with its 95% interval over n items.
+type Score =
+    { N: int
+      Accuracy: float
+      CiLow: float
+      CiHigh: float }
+
+/// eval/<model>/results.json.
+type EvalResult =
+    { Model: string
+      Bench: string
+      Overall: Score
+      InvalidFormatRate: float option
+      /// grouping field (e.g. "specialty") → group value → score.
+      ByGroup: Map<string, Map<string, Score>> }
+
+// The interval is read as ci_low/ci_high (docs/run-layout.md) or as ci95.low/ci95.high (the eval harness's EvalResults).
+let private scoreOf (j: Json) =
+    let low, high =
+        match tryField "ci95" j with
+        | Some ci -> number (field "low" ci), number (field "high" ci)
+        | None -> number (field "ci_low" j), number (field "ci_high" j)
+    { N = int (number (field "n" j)); Accuracy = number (field "accuracy" j); CiLow = low; CiHigh = high }
+
+/// Every eval/<model>/results.json of the run, by model name (the folder's name).
+let readEvalResults (run: string) : Map<string, EvalResult> =
+    runSubdirs run "eval" "the pipeline's eval stage"
+    |> Array.map (fun dir ->
+        let model = Path.GetFileName dir
+        let j = readJson (runFile run (Path.Combine("eval", model, "results.json")) "the pipeline's eval stage")
+        let bench =
+            match tryField "bench" j, tryField "benchmark" j with
+            | Some b, _ | None, Some b -> text b
+            | None, None -> fail "%s: no field 'bench' (or 'benchmark')" j.Source
+        let byGroup =
+            match tryField "by_group" j with
+            | None -> Map.empty
+            | Some groups ->
+                entries groups |> List.map (fun (name, values) -> name, (entries values |> List.map (fun (v, s) -> v, scoreOf s) |> Map.ofList)) |> Map.ofList
+        model,
+        { Model = model
+          Bench = bench
+          Overall = scoreOf j
+          InvalidFormatRate = tryField "invalid_format_rate" j |> Option.map number
+          ByGroup = byGroup })
+    |> Map.ofArray
+
+/// "41.3 [36.5, 46.2]": accuracy and its 95% interval, in percent.
+let scoreText (s: Score) = sprintf "%s [%s, %s]" (pct s.Accuracy) (pct s.CiLow) (pct s.CiHigh)
+
+/// One RL training curve: metrics/rl-<specialty>-<advantage>.jsonl.
+type RlCurve =
+    { Specialty: string
+      Advantage: string
+      File: string
+      Rows: Json[] }
+
+/// Every metrics/rl-*.jsonl of the run, sorted by specialty then advantage. The advantage is the part after the last '-'
+/// (specialty names use '_').
+let readRlCurves (run: string) : RlCurve list =
+    let dir = Path.Combine(run, "metrics")
+    let files = if Directory.Exists dir then Directory.GetFiles(dir, "rl-*.jsonl") |> Array.sort else [||]
+    if files.Length = 0 then fail "%s: no rl-*.jsonl (written by the pipeline's RL stage; has it run?)" dir
+    [ for f in files ->
+        let stem = Path.GetFileNameWithoutExtension(f).Substring 3
+        let cut = stem.LastIndexOf '-'
+        if cut <= 0 then fail "%s: expected the name rl-<specialty>-<advantage>.jsonl" f
+        let rows = readJsonLines f
+        if rows.Length = 0 then fail "%s: empty" f
+        { Specialty = stem.Substring(0, cut); Advantage = stem.Substring(cut + 1); File = f; Rows = rows } ]
+
+/// (step, value) of one metric along a curve; fails naming the file:line where the metric is missing.
+let curveSeries (metric: string) (curve: RlCurve) =
+    curve.Rows |> Array.map (fun r -> number (field "step" r), number (field metric r))
+
+/// The perspectives a curve logs rewards for (its reward_<perspective> fields other than reward_mean).
+let curvePerspectives (curve: RlCurve) =
+    fieldNames curve.Rows[0]
+    |> List.filter (fun n -> n.StartsWith("reward_", StringComparison.OrdinalIgnoreCase) && not (n.Equals("reward_mean", StringComparison.OrdinalIgnoreCase)))
+    |> List.map (fun n -> n.Substring 7)
+
+/// A list from the run's config.json (e.g. "gba" "advantages": the first is the method, the rest ablations); None when
+/// the run has no config.json or the config lacks the key.
+let configList (run: string) (section: string) (key: string) : string list option =
+    let path = Path.Combine(run, "config.json")
+    if not (File.Exists path) then None
+    else
+        readJson path
+        |> tryField section
+        |> Option.bind (tryField key)
+        |> Option.map (items >> Array.map text >> List.ofArray)
+
+/// The advantage estimator that is the method (config gba.advantages[0]; "gba" when the config does not say).
+let methodAdvantage (run: string) =
+    match configList run "gba" "advantages" with
+    | Some (first :: _) -> first
+    | _ -> "gba"
+
+/// The merge method that is the method (config merge.methods[0]; "conflict_aware" when the config does not say).
+let methodMerge (run: string) =
+    match configList run "merge" "methods" with
+    | Some (first :: _) -> first
+    | _ -> "conflict_aware"
+
+/// A column chart of accuracies (percent) with their 95% intervals as error bars.
+let scoreColumns (name: string) (labels: string list) (scores: Score list) =
+    Chart.Column([ for s in scores -> 100.0 * s.Accuracy ], labels, Name = name)
+    |> Chart.withYErrorStyle (
+        Array = [ for s in scores -> 100.0 * (s.CiHigh - s.Accuracy) ],
+        Arrayminus = [ for s in scores -> 100.0 * (s.Accuracy - s.CiLow) ])
+
+/// Whether a's interval lies wholly above b's.
+let aboveBeyondCi (a: Score) (b: Score) = a.CiLow > b.CiHigh

@@ -135,8 +135,8 @@ for nb in "${selected[@]}"; do
     [ -f "$result" ] || why="$why, no output notebook"
     [ "$errors" != 0 ] && why="$why, $errors cell(s) with errors"
     echo "FAILED  $name (${seconds} s): $why; log $log"
-    if [ -f "$result" ]; then   # the first error's message, as the kernel reported it
-      grep -o '"evalue": *"[^"]*' "$result" | head -n 3 | sed 's/"evalue": *"/        /' | cut -c1-400
+    if [ -f "$result" ]; then   # the first error's message (later cells often fail only because it did)
+      grep -o '"evalue": *"[^"]*' "$result" | head -n 1 | sed -e 's/"evalue": *"/        /' -e 's/\\n.*//' | cut -c1-600
     fi
   fi
 done
