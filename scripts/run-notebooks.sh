@@ -8,7 +8,7 @@
 #   --out DIR     where the executed notebooks (NAME.ipynb) and their charts (NAME/*.html, *.png) go; default notebooks/out
 #   --no-build    use the existing Release build of the CLI instead of building it when sources changed
 #   --no-install  never install chromium (charts are then written as HTML only)
-#   NAME          run only the notebooks whose file name contains NAME (e.g. 01)
+#   NAME          run only the notebooks whose file name contains NAME (e.g. 01), or the notebook file NAME.ipynb
 #
 # What it does: restores the pinned tools (dotnet-repl), builds the CLI in Release (its output folder holds every project
 # assembly, TorchSharp with its patched native library, and Plotly.NET), stages those assemblies for the notebooks,
@@ -99,10 +99,16 @@ else echo "run-notebooks: no run folder (./mmx pipeline writes runs/<name>/; or 
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 selected=()
+for f in "${filters[@]}"; do   # a NAME that is a notebook file runs that file (e.g. one outside notebooks/)
+  if [[ "$f" == *.ipynb ]]; then
+    [ -f "$f" ] || { echo "run-notebooks: $f: no such notebook" >&2; exit 2; }
+    selected+=("$(cd "$(dirname "$f")" && pwd)/$(basename "$f")")
+  fi
+done
 for nb in "$notebooks"/*.ipynb; do
   name="$(basename "$nb" .ipynb)"
   if [ ${#filters[@]} -gt 0 ]; then
-    keep=0; for f in "${filters[@]}"; do [[ "$name" == *"$f"* ]] && keep=1; done
+    keep=0; for f in "${filters[@]}"; do [[ "$f" != *.ipynb && "$name" == *"$f"* ]] && keep=1; done
     [ "$keep" = 1 ] || continue
   fi
   selected+=("$nb")
