@@ -44,7 +44,8 @@ public static class CommandKit
         {
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
-        catch (Exception e) when (!verbose && Unwrap(e) is MmxException or IOException or UnauthorizedAccessException or InvalidDataException)
+        catch (Exception e) when (!verbose && Unwrap(e) is MmxException or IOException or UnauthorizedAccessException or InvalidDataException
+            or MMedExpert.Algebra.Rewards.GuidelineSpecException)
         {
             Console.Error.WriteLine($"error: {Unwrap(e).Message}");
             return 2;

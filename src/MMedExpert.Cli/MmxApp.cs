@@ -12,6 +12,8 @@ public static class MmxApp
         CommandKit.AddGlobalOptions(root);
         root.Subcommands.Add(InfoCommand.Create());
         root.Subcommands.Add(InspectCommand.Create());
+        root.Subcommands.Add(TokenizeCommand.Create());
+        root.Subcommands.Add(TokenizerFixtureCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         return root;
     }
