@@ -20,6 +20,13 @@ open System.IO
 open System.Text.Json
 open Plotly.NET
 
+// TorchSharp's native library: load the build's patched copy first, so that TorchSharp's own lookup by name finds it
+// (same soname) in any host. dotnet-repl finds it by itself; a host that ignores mmx.deps.json would instead copy an
+// unpatched libtorch (~0.5 GB) out of the NuGet cache, which fails to load on Debian 12 (README, "TorchSharp on Debian 12").
+if OperatingSystem.IsLinux() then
+    let torchSharp = Path.Combine(__SOURCE_DIRECTORY__, ".lib", "runtimes", "linux-x64", "native", "libLibTorchSharp.so")
+    if File.Exists torchSharp then Runtime.InteropServices.NativeLibrary.Load torchSharp |> ignore
+
 /// A notebook cannot go on (no run folder, a missing stage output, a malformed file); the message names the file.
 exception NotebookError of string with
     override this.Message = this.Data0

@@ -69,15 +69,20 @@ let notebookTests =
                     Expect.sequenceEqual (File.ReadAllBytes(png) |> Array.truncate 4) pngSignature (sprintf "%s is a PNG" png)
             Expect.isTrue (File.Exists(Path.Combine(out.Path, "01-advantages", "advantages.md"))) "the advantage table is written"
 
-        testCase "a notebook with a failing cell makes the runner fail and name the error" <| fun () ->
+        testCase "a notebook loads TorchSharp through NotebookKit; a failing cell makes the runner fail and name the error" <| fun () ->
             use dir = new TempDir()
             let notebook = dir.File "failing.ipynb"
-            File.WriteAllText(notebook, polyglotNotebook [ "let x = 1 + 1"; "if x = 2 then failwith \"deliberate failure in cell 2\"" ])
+            File.WriteAllText(notebook, polyglotNotebook [
+                "#load \"NotebookKit.fsx\"" // the runner runs notebooks from notebooks/, as an editor does
+                "let total = TorchSharp.torch.arange(4L).sum().item<int64>()\nprintfn \"torch sum = %d\" total"
+                "if total = 6L then failwith \"deliberate failure in cell 3\"" ])
             let code, output =
                 runRepoScript "scripts/run-notebooks.sh" (buildArgs @ [ "--no-install"; "--out"; dir.File "out"; notebook ]) (TimeSpan.FromMinutes 3.0)
             Expect.equal code 1 (sprintf "run-notebooks.sh exit code; output:\n%s" output)
             Expect.stringContains output "FAILED  failing" "the runner names the failed notebook"
-            Expect.stringContains output "deliberate failure in cell 2" "the runner prints the cell's error"
+            Expect.stringContains output "deliberate failure in cell 3" "the runner prints the cell's error"
+            let executed = File.ReadAllText(dir.File "out/failing.ipynb")
+            Expect.stringContains executed "torch sum = 6" "TorchSharp ran in the notebook (its native library loaded from the build)"
             Expect.isTrue (hasError (dir.File "out/failing.ipynb")) "the executed notebook keeps the error output"
     ]
 
