@@ -15,6 +15,7 @@ public static class MmxApp
         root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(TokenizerFixtureCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(DataCommand.Create());
         return root;
     }
 
