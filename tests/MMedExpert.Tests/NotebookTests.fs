@@ -94,4 +94,5 @@ let scriptTests =
             Expect.equal code 0 (sprintf "run-scripts.sh exit code; output:\n%s" output)
             Expect.stringContains output "ok      new-advantage.fsx" "the new-advantage prototype runs"
             Expect.stringContains output "ok      dev/make-sample-run.fsx" "the sample-run generator runs"
+            Expect.stringContains output "ok      inspect-data.fsx" "the data inspection runs on a generated MedSynth set"
     ]
