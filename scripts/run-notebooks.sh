@@ -42,6 +42,21 @@ done
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_INTERACTIVE_CLI_TELEMETRY_OPTOUT=1
 
+# Paths given on the command line are relative to where the runner was called from.
+if [ -n "$run" ]; then
+  [ -d "$run" ] || { echo "run-notebooks: --run $run: no such folder" >&2; exit 2; }
+  run="$(cd "$run" && pwd)"
+fi
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+files=()
+for f in "${filters[@]}"; do   # a NAME that is a notebook file runs that file (e.g. one outside notebooks/)
+  if [[ "$f" == *.ipynb ]]; then
+    [ -f "$f" ] || { echo "run-notebooks: $f: no such notebook" >&2; exit 2; }
+    files+=("$(cd "$(dirname "$f")" && pwd)/$(basename "$f")")
+  fi
+done
+
 # ---- tools and build ----------------------------------------------------------------------------------------------
 cd "$root"
 dotnet tool restore >/dev/null
@@ -80,11 +95,7 @@ fi
 
 # ---- the run folder ------------------------------------------------------------------------------------------------
 # A sample run (scripts/dev/make-sample-run.fsx) carries SAMPLE-RUN-FAKE-DATA and is never picked by default.
-if [ -n "$run" ]; then
-  [ -d "$run" ] || { echo "run-notebooks: --run $run: no such folder" >&2; exit 2; }
-  run="$(cd "$run" && pwd)"
-else
-  run=""
+if [ -z "$run" ]; then
   if [ -d "$root/runs" ]; then
     while IFS= read -r d; do
       [ -f "$d/SAMPLE-RUN-FAKE-DATA" ] && continue
@@ -96,15 +107,7 @@ if [ -n "$run" ]; then echo "run-notebooks: run folder $run" >&2
 else echo "run-notebooks: no run folder (./mmx pipeline writes runs/<name>/; or pass --run DIR): notebooks that read a run will fail" >&2; fi
 
 # ---- the notebooks ----------------------------------------------------------------------------------------------------
-mkdir -p "$out"
-out="$(cd "$out" && pwd)"
-selected=()
-for f in "${filters[@]}"; do   # a NAME that is a notebook file runs that file (e.g. one outside notebooks/)
-  if [[ "$f" == *.ipynb ]]; then
-    [ -f "$f" ] || { echo "run-notebooks: $f: no such notebook" >&2; exit 2; }
-    selected+=("$(cd "$(dirname "$f")" && pwd)/$(basename "$f")")
-  fi
-done
+selected=("${files[@]}")
 for nb in "$notebooks"/*.ipynb; do
   name="$(basename "$nb" .ipynb)"
   if [ ${#filters[@]} -gt 0 ]; then
