@@ -75,7 +75,7 @@ mkdir -p "$lib"
 for f in "$bin"/*; do
   name="$(basename "$f")"
   [ "$name" = FSharp.Core.dll ] && continue
-  ln -sfn "$f" "$lib/$name"
+  [ "$(readlink "$lib/$name" 2>/dev/null)" = "$f" ] || ln -sfn "$f" "$lib/$name"   # untouched when current (runs may overlap)
 done
 for link in "$lib"/*; do [ -e "$link" ] || rm -f "$link"; done   # drop links to files the build no longer has
 
