@@ -14,6 +14,7 @@ public static class MmxApp
         root.Subcommands.Add(InspectCommand.Create());
         root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(TokenizerFixtureCommand.Create());
+        root.Subcommands.Add(GenerateCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(DataCommand.Create());
         return root;

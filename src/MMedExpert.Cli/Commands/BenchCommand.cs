@@ -10,6 +10,7 @@ public static class BenchCommand
     {
         var cmd = new Command("bench", "Benchmarks: print figures and same-run ratios (io, ...)");
         cmd.Subcommands.Add(IoBench.Create());
+        cmd.Subcommands.Add(ModelBench.Create());
         cmd.Subcommands.Add(LoraBench.Create());
         cmd.Subcommands.Add(TokenizerBench.Create());
         return cmd;

@@ -41,19 +41,38 @@ public static class Kernels
     }
 
     /// <summary>
-    /// Scaled dot-product attention over [batch, heads, seq, headDim]. Key/value heads are repeated to match the query
-    /// heads (grouped-query attention). <paramref name="mask"/> is additive (0 / -inf) or boolean (true = attend).
+    /// Scaled dot-product attention over [batch, heads, seq, headDim] with grouped-query attention (fewer key/value heads
+    /// than query heads; query head h reads key/value head h / groups). <paramref name="mask"/> is boolean (true = attend)
+    /// or additive, shaped [batch or 1, 1 or heads, seq, keys]; when given it must already contain causality.
     /// </summary>
     public static Tensor Attention(Tensor q, Tensor k, Tensor v, Tensor? mask = null, bool causal = false)
     {
         using var scope = NewDisposeScope();
-        long groups = q.shape[1] / k.shape[1];
-        if (groups > 1)
+        long b = q.shape[0], heads = q.shape[1], s = q.shape[2], d = q.shape[3];
+        long kvHeads = k.shape[1], groups = heads / kvHeads;
+        if (groups == 1)
+            return nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask, is_casual: causal && mask is null).MoveToOuterDisposeScope();
+
+        if (causal && mask is null && s > 1)
         {
-            k = k.repeat_interleave(groups, dim: 1);
-            v = v.repeat_interleave(groups, dim: 1);
+            // The kernel's causal flag needs query i aligned with key i: repeat keys/values per group (one copy of K/V).
+            var kr = k.unsqueeze(2).expand(b, kvHeads, groups, k.shape[2], d).reshape(b, heads, k.shape[2], d);
+            var vr = v.unsqueeze(2).expand(b, kvHeads, groups, v.shape[2], d).reshape(b, heads, v.shape[2], d);
+            return nn.functional.scaled_dot_product_attention(q, kr, vr, is_casual: true).MoveToOuterDisposeScope();
         }
-        var o = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask, is_casual: causal && mask is null);
-        return o.MoveToOuterDisposeScope();
+
+        // Fold the query heads of a group into the sequence axis, [b, kv, groups·s, d], so K/V are read without copies
+        // (the decode step's memory traffic is dominated by the cache). Mask rows are repeated to match.
+        var qg = q.reshape(b, kvHeads, groups * s, d);
+        Tensor? mg = null;
+        if (mask is not null)
+        {
+            long mb = mask.shape[0], mh = mask.shape[1], keys = mask.shape[3];
+            mg = mh == 1
+                ? mask.unsqueeze(2).expand(mb, 1, groups, s, keys).reshape(mb, 1, groups * s, keys)
+                : mask.reshape(mb, kvHeads, groups * s, keys);
+        }
+        var o = nn.functional.scaled_dot_product_attention(qg, k, v, attn_mask: mg);
+        return o.view(b, heads, s, d).MoveToOuterDisposeScope();
     }
 }
