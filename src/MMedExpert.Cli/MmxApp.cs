@@ -15,8 +15,11 @@ public static class MmxApp
         root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(TokenizerFixtureCommand.Create());
         root.Subcommands.Add(GenerateCommand.Create());
+        root.Subcommands.Add(MergeCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(DataCommand.Create());
+        root.Subcommands.Add(EvalCommand.Create());
+        root.Subcommands.Add(PipelineCommand.Create());
         return root;
     }
 

@@ -237,31 +237,20 @@ let tests =
                 Expect.stringContains e.Message "--difficulty" "names the option"
             }
 
-            test "an item maps to reward annotations" {
+            test "an item maps to reward annotations and to chat samples" {
                 let dir, _ = small.Force()
                 let item = allItems dir |> List.find (fun i -> i.Perspective = Vocabulary.Bayesian)
-                let a = RewardAnnotations.From item
+                let a = MedItemSamples.Annotations item
                 Expect.equal a.Answer item.Answer "answer"
-                Expect.equal a.Options[item.Answer] item.AnswerText "options"
-                Expect.equal a.KeyFindings (List.ofSeq item.Guideline.KeyFindings) "findings"
-                Expect.equal a.GuidelineSteps (item.Guideline.GuidelineSteps |> Seq.map (fun s -> [ s ]) |> List.ofSeq) "one keyword per step"
+                Expect.equal a.Options[item.Answer] item.Options[item.Answer] "text"
+                Expect.sequenceEqual a.KeyFindings item.Guideline.KeyFindings "findings"
                 Expect.equal a.PretestProbability (Some 0.25) "pre-test"
-                Expect.equal a.Perspective Vocabulary.Bayesian "perspective"
-            }
-
-            test "every reference trace earns the full reward of its own perspective under the default guideline spec" {
-                let dir, _ = small.Force()
-                let spec = MMedExpert.Algebra.Rewards.DefaultSpec.load ()
-                for item in allItems dir do
-                    let a = RewardAnnotations.From item
-                    let score = MMedExpert.Algebra.Rewards.GuidelineSpec.evaluate spec a (MMedExpert.Algebra.Rewards.Completion.OfText item.Reasoning)
-                    let k = MMedExpert.Algebra.Rewards.GuidelineRewards.strategyIndex spec item.Perspective
-                    let breakdown =
-                        score.Breakdown[k].Checks
-                        |> List.filter (fun (_, r) -> r.Score < 1.0)
-                        |> List.map (fun (c, r) -> sprintf "%A: %.2f %s" c.Check r.Score r.Detail)
-                    let why = String.Join("; ", breakdown)
-                    Expect.equal score.Rewards[k] 1.0 $"{item.Id} ({item.Perspective}): {why}"
+                Expect.equal a.GuidelineSteps.Length item.Guideline.GuidelineSteps.Count "steps"
+                let s = MedItemSamples.Training(item, dir, TraceStyle.Compact)
+                Expect.stringContains s.UserText item.Question "question in the prompt"
+                Expect.stringEnds s.AssistantText (sprintf "<answer>%s</answer>" item.Answer) "compact trace ends with the answer"
+                for f in item.Guideline.KeyFindings do Expect.stringContains s.AssistantText f "every key finding in the compact trace"
+                Expect.equal (MedItemSamples.Training(item, dir)).AssistantText item.Reasoning "full trace is the item's"
             }
         ]
 

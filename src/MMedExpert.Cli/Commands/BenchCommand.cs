@@ -8,11 +8,12 @@ public static class BenchCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("bench", "Benchmarks: print figures and same-run ratios (io, ...)");
+        var cmd = new Command("bench", "Benchmarks: print figures and same-run ratios (io, model, lora, tokenizer, merge, rl)");
         cmd.Subcommands.Add(IoBench.Create());
         cmd.Subcommands.Add(ModelBench.Create());
         cmd.Subcommands.Add(LoraBench.Create());
         cmd.Subcommands.Add(TokenizerBench.Create());
+        cmd.Subcommands.Add(MergeBench.Create());
         return cmd;
     }
 }

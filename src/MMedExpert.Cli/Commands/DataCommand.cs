@@ -35,7 +35,7 @@ public static class DataCommand
             {
                 N = parse.GetValue(n), Seed = parse.GetValue(seed), Difficulty = parse.GetValue(difficulty), ImageSize = parse.GetValue(size),
             };
-            var (report, seconds) = ConsoleProgress.Run("medsynth", options.N, 0, advance =>
+            var (report, seconds) = MMedExpert.Data.Eval.ConsoleProgress.Run("medsynth", options.N, 0, advance =>
                 MedSynthGenerator.Write(parse.GetValue(outDir)!, options, _ => advance(1)));
             if (parse.GetValue(json)) Console.Write(report.ToJson());
             else Console.WriteLine(report.Summary());

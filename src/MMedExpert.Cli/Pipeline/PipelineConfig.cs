@@ -49,8 +49,10 @@ public sealed record DataConfig
     /// <summary>A folder of MMedExpert JSONL splits to use instead of generating MedSynth.</summary>
     public string? Path { get; init; }
     public int Items { get; init; } = 10_000;
-    public double Difficulty { get; init; } = 0.3;
-    public int ImageSize { get; init; } = 56;
+    public double Difficulty { get; init; } = 0.0;
+    public int ImageSize { get; init; } = 112;
+    /// <summary>Reasoning traces the models are fine-tuned to write (compact keeps CPU runs short).</summary>
+    public MMedExpert.Data.Schema.TraceStyle Trace { get; init; } = MMedExpert.Data.Schema.TraceStyle.Compact;
 }
 
 public sealed record BaseConfig
@@ -61,8 +63,8 @@ public sealed record BaseConfig
     /// <summary>A tokenizer.json to use; when null the pipeline trains its own on the data's text.</summary>
     public string? Tokenizer { get; init; }
     public int TokenizerVocab { get; init; } = 2000;
-    public int PretrainSteps { get; init; } = 300;
-    public int BatchSize { get; init; } = 16;
+    public int PretrainSteps { get; init; } = 150;
+    public int BatchSize { get; init; } = 8;
     public double LearningRate { get; init; } = 2e-3;
     public string Dtype { get; init; } = "fp32";
 }
@@ -74,14 +76,14 @@ public sealed record DsaConfig
     public string[] Inits { get; init; } = { "gaussian", "pissa", "olora", "kaiming" };
     public int Rank { get; init; } = 8;
     public double Alpha { get; init; } = 16;
-    public int Steps { get; init; } = 120;
-    public int BatchSize { get; init; } = 16;
+    public int Steps { get; init; } = 150;
+    public int BatchSize { get; init; } = 8;
     public double LearningRate { get; init; } = 2e-3;
 }
 
 public sealed record GbaConfig
 {
-    public int Steps { get; init; } = 12;
+    public int Steps { get; init; } = 8;
     public int PromptsPerStep { get; init; } = 4;
     public int GroupSize { get; init; } = 8;
     public double Temperature { get; init; } = 1.0;
@@ -106,7 +108,7 @@ public sealed record MergeConfig
 public sealed record EvalConfig
 {
     /// <summary>Test items evaluated per model (0 = all).</summary>
-    public int MaxItems { get; init; } = 400;
+    public int MaxItems { get; init; } = 200;
     public int BatchSize { get; init; } = 32;
     public int MaxNewTokens { get; init; } = 64;
     public int BootstrapResamples { get; init; } = 1000;

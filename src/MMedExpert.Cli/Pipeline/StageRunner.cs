@@ -31,13 +31,15 @@ public sealed class StageRunner(string runDir, string configJson, IReadOnlyList<
 
     static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
-    public string RecordPath(string stage) => Path.Combine(runDir, "stages", stage + ".json");
+    public string RecordPath(string stage) => RecordPathOf(runDir, stage);
+    public static string RecordPathOf(string runDir, string stage) => Path.Combine(runDir, "stages", stage + ".json");
 
     public IReadOnlyDictionary<string, double> Run(string? from, Action<string> log)
     {
         if (from != null && stages.All(s => s.Name != from))
             throw new PipelineException($"--from {from}: no such stage (stages: {string.Join(", ", stages.Select(s => s.Name))})");
         string hash = Hash(Encoding.UTF8.GetBytes(configJson));
+        Directory.CreateDirectory(Path.Combine(runDir, "stages"));
         var timings = new Dictionary<string, double>();
         bool rerunRest = false;
         foreach (var stage in stages)
@@ -52,6 +54,9 @@ public sealed class StageRunner(string runDir, string configJson, IReadOnlyList<
                 continue;
             }
             if (!rerunRest) log($"[{stage.Name}] {why}");
+            // A stage rerun for a changed configuration or by request must not resume stale checkpoints
+            // (work/<stage>*); one that was interrupted (no record yet) resumes from them.
+            if (why != "not run yet") ClearWork(stage.Name);
             rerunRest = true; // a rerun stage invalidates everything after it
             File.Delete(RecordPath(stage.Name));
             log($"[{stage.Name}] {stage.Description}");
@@ -65,6 +70,13 @@ public sealed class StageRunner(string runDir, string configJson, IReadOnlyList<
             log($"[{stage.Name}] done in {seconds:F1} s");
         }
         return timings;
+    }
+
+    void ClearWork(string stage)
+    {
+        string work = Path.Combine(runDir, "work");
+        if (!Directory.Exists(work)) return;
+        foreach (var d in Directory.GetDirectories(work, stage + "*")) Directory.Delete(d, recursive: true);
     }
 
     StageRecord? Completed(string stage, string hash, out string why)

@@ -37,7 +37,10 @@ public static class PeftAdapter
             alpha = config.UseRsLora ? alpha * Math.Sqrt(2) : alpha * 2;
         }
         string init = converted ? "true" : config.Init == LoraInit.Gaussian ? "gaussian" : "true";
-        bool excludeVision = !config.IncludeVision && adapters.LinearPaths.Any(p => TargetModules.IsVision(p) && config.TargetModules.Matches(p));
+        // Decided by what the adapter covers, not by the config's flag: an adapter loaded from a file (whose config
+        // keeps the file's exclude rule separately) must be written back with the same exclusion.
+        bool excludeVision = !modules.Any(w => TargetModules.IsVision(w.ModulePath))
+                             && adapters.LinearPaths.Any(p => TargetModules.IsVision(p) && config.TargetModules.Matches(p));
         var json = PeftAdapterConfig.ToJson(config, r, alpha, init, excludeVision);
 
         using var scope = NewDisposeScope();

@@ -67,8 +67,11 @@ public sealed record Qwen25VLConfig
         Vision.Validate($"{Source}: vision_config");
         Require(Vision.OutHiddenSize == HiddenSize, "vision_config.out_hidden_size",
             $"must equal hidden_size {HiddenSize} (got {Vision.OutHiddenSize})");
-        foreach (var (key, id) in new[] { ("image_token_id", ImageTokenId), ("vision_start_token_id", VisionStartTokenId) })
+        foreach (var (key, id) in new[] { ("image_token_id", ImageTokenId), ("vision_start_token_id", VisionStartTokenId), ("vision_end_token_id", VisionEndTokenId) })
             Require(id >= 0 && id < VocabSize, key, $"{id} is outside the vocabulary of {VocabSize}");
+        // Generation pads with these and stops at eos: they must be rows of the embedding.
+        foreach (var (key, id) in new[] { ("eos_token_id", EosTokenId), ("pad_token_id", PadTokenId) })
+            Require(id is null || (id >= 0 && id < VocabSize), key, $"{id} is outside the vocabulary of {VocabSize}");
         return this;
     }
 
@@ -218,10 +221,17 @@ public sealed record Qwen25VLConfig
         root["video_token_id"] = VideoTokenId;
         root["vision_start_token_id"] = VisionStartTokenId;
         root["vision_end_token_id"] = VisionEndTokenId;
+        // Token ids nested in text_config are read before the top level: keep them in step too.
+        var nestedText = root["text_config"] as JsonObject;
         void SetId(string key, int? id)
         {
             if (id is int x) root[key] = x;
             else root.Remove(key);
+            if (nestedText?.ContainsKey(key) == true)
+            {
+                if (id is int y) nestedText[key] = y;
+                else nestedText.Remove(key);
+            }
         }
         SetId("bos_token_id", BosTokenId);
         SetId("eos_token_id", EosTokenId);
@@ -234,6 +244,31 @@ public sealed record Qwen25VLConfig
     }
 
     public void Save(string path) => AtomicFile.WriteAllText(path, ToJson());
+
+    // ---------------------------------------------------------------- tokenizer
+
+    /// <summary>
+    /// This shape over <paramref name="tokenizer"/>'s vocabulary: vocab_size = the tokenizer's size, and the special ids
+    /// the model and generation read taken from it (image/video pad, vision start/end, eos = &lt;|im_end|&gt; which ends an
+    /// assistant turn, bos = pad = &lt;|endoftext|&gt; as in Qwen2.5-VL's own files). For models built over a small trained
+    /// tokenizer (<see cref="Tokenization.BpeTrainer"/>); a tokenizer without one of those tokens is an error naming its file.
+    /// </summary>
+    public Qwen25VLConfig WithTokenizer(Tokenization.Qwen2Tokenizer tokenizer)
+    {
+        int endOfText = tokenizer.EndOfText;
+        return (this with
+        {
+            VocabSize = tokenizer.VocabSize,
+            ImageTokenId = tokenizer.ImagePad,
+            VideoTokenId = tokenizer.VideoPad,
+            VisionStartTokenId = tokenizer.VisionStart,
+            VisionEndTokenId = tokenizer.VisionEnd,
+            EosTokenId = tokenizer.ImEnd,
+            BosTokenId = endOfText,
+            PadTokenId = endOfText,
+            Source = $"{Source} over {tokenizer.SourcePath}",
+        }).Validate();
+    }
 
     // ---------------------------------------------------------------- presets
 

@@ -76,7 +76,7 @@ public sealed class Trainer<TBatch> : IDisposable
         if (resume && CheckpointDir is { } dir && TrainingCheckpoint.Exists(dir))
         {
             var saved = TrainingCheckpoint.ReadState(dir);
-            CheckSameRun(saved.Options, key, Path.Combine(dir, TrainingCheckpoint.StateFile));
+            TrainingCheckpoint.RequireSameOptions(saved.Options, key, Path.Combine(dir, TrainingCheckpoint.StateFile));
             TrainingCheckpoint.Load(dir, state, Optimizer);
             done = saved.Step;
             if (saved.DataPosition != done * options.Accumulation)
@@ -126,16 +126,6 @@ public sealed class Trainer<TBatch> : IDisposable
 
     void Save(long step) =>
         TrainingCheckpoint.Save(CheckpointDir!, new TrainingState(step, step * options.Accumulation, step, options.Seed, options.ResumeKey()), state, Optimizer);
-
-    static void CheckSameRun(JsonObject saved, JsonObject now, string path)
-    {
-        foreach (var (k, v) in now)
-        {
-            var old = saved[k];
-            if (old is null || old.ToJsonString() != v!.ToJsonString())
-                throw new TrainingException($"{path}: options.{k} is {old?.ToJsonString() ?? "missing"} in the checkpoint but {v!.ToJsonString()} now; resume with the same settings");
-        }
-    }
 
     public void Dispose() => Optimizer.Dispose();
 }

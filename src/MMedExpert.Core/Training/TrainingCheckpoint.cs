@@ -59,6 +59,17 @@ public static class TrainingCheckpoint
         });
     }
 
+    /// <summary>Refuses to resume with settings that change the run: names the first option that differs.</summary>
+    public static void RequireSameOptions(JsonObject saved, JsonObject now, string path)
+    {
+        foreach (var (k, v) in now)
+        {
+            var old = saved[k];
+            if (old is null || old.ToJsonString() != v!.ToJsonString())
+                throw new TrainingException($"{path}: options.{k} is {old?.ToJsonString() ?? "missing"} in the checkpoint but {v!.ToJsonString()} now; resume with the same settings");
+        }
+    }
+
     public static TrainingState ReadState(string dir)
     {
         string path = Path.Combine(dir, StateFile);

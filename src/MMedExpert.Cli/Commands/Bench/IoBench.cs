@@ -22,8 +22,10 @@ public static class IoBench
         cmd.SetAction(parse =>
         {
             CommandKit.ConfigureTorch(parse);
-            string folder = Directory.CreateTempSubdirectory("mmx-bench-io-").FullName;
-            if (parse.GetValue(dir) is { } d) { Directory.CreateDirectory(d); folder = Directory.CreateTempSubdirectory(Path.Combine(Path.GetFullPath(d), "mmx-bench-io-")).FullName; }
+            // CreateTempSubdirectory takes a name prefix, not a path: a user folder gets its own unique subfolder.
+            string folder = parse.GetValue(dir) is { } d
+                ? Directory.CreateDirectory(Path.Combine(Path.GetFullPath(d), $"mmx-bench-io-{Guid.NewGuid():N}")).FullName
+                : Directory.CreateTempSubdirectory("mmx-bench-io-").FullName;
             string file = Path.Combine(folder, "bench.safetensors");
             try
             {

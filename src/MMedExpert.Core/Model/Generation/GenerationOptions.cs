@@ -14,6 +14,11 @@ public sealed record GenerationOptions
     public long Seed { get; init; }
     /// <summary>Tokens that end a sequence (kept as its last token); default &lt;|im_end|&gt; and &lt;|endoftext|&gt;.</summary>
     public IReadOnlyList<int> StopTokenIds { get; init; } = QwenSpecialTokens.DefaultStops;
+    /// <summary>
+    /// Tokens never generated (HF's suppress_tokens), e.g. the vision tokens: a sampled &lt;|image_pad|&gt; would
+    /// otherwise be taken for an image slot when the completion is scored.
+    /// </summary>
+    public IReadOnlyList<int> SuppressTokenIds { get; init; } = Array.Empty<int>();
 
     public GenerationOptions Validate()
     {

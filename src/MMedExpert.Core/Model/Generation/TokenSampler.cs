@@ -12,6 +12,8 @@ public static class TokenSampler
     {
         using var scope = NewDisposeScope();
         var l = logits.to_type(ScalarType.Float32);
+        if (options.SuppressTokenIds.Count > 0)
+            l = l.index_fill(-1, tensor(options.SuppressTokenIds.Select(i => (long)i).ToArray(), device: l.device), double.NegativeInfinity);
         if (options.Temperature == 0) return l.argmax(-1).MoveToOuterDisposeScope();
 
         l = l / options.Temperature;

@@ -1,0 +1,55 @@
+using MMedExpert.Data.Benchmarks;
+using MMedExpert.Data.Eval;
+using MMedExpert.Data.Schema;
+
+namespace MMedExpert.Cli.Pipeline.Stages;
+
+/// <summary>Stage 7: every model on the same MedSynth test items (greedy decoding, bootstrap CIs).</summary>
+public static class EvalStage
+{
+    /// <summary>A model the run evaluates: its name in eval/, the weights folder and an optional adapter.</summary>
+    public sealed record Subject(string Name, string ModelDir, string? AdapterDir, string Role);
+
+    public static IEnumerable<Subject> Subjects(RunContext run)
+    {
+        var c = run.Config;
+        yield return new("base", run.BaseDir, null, "base");
+        foreach (var sp in c.Dsa.Specialties)
+        {
+            yield return new($"{sp}-sft", run.BaseDir, run.ExpertDir(sp, "sft"), "expert (DSA)");
+            foreach (var a in c.Gba.Advantages) yield return new($"{sp}-{a}", run.BaseDir, run.ExpertDir(sp, a), $"expert ({a.ToUpperInvariant()})");
+        }
+        foreach (var (method, from) in MergeStage.Merges(c))
+            yield return new($"merged-{method}-{from}", run.MergedDir(method, from), null, "merged");
+    }
+
+    public static IReadOnlyList<EvalItem> TestItems(RunContext run)
+    {
+        var items = MedSynthBench.Load(run.Split("test"));
+        int max = run.Config.Eval.MaxItems;
+        return max > 0 && items.Count > max ? items.Take(max).ToList() : items;
+    }
+
+    public static Stage Create(RunContext run) => new("eval", "evaluate base, experts and merged models on the test split", s =>
+    {
+        var c = run.Config.Eval;
+        var items = TestItems(run);
+        var encoder = run.Encoder();
+        var outputs = new List<string>();
+        foreach (var subject in Subjects(run))
+        {
+            var (model, lora) = run.LoadModel(subject.ModelDir, subject.AdapterDir, "expert");
+            using (model)
+            using (lora)
+            {
+                string dir = run.EvalDir(subject.Name);
+                var results = EvalHarness.Run(items, ModelAnswers.Greedy(run.Generator(model, encoder), encoder, c.MaxNewTokens), dir,
+                    c.BatchSize, new EvalOptions(Label: $"eval {subject.Name}"));
+                s.Log($"{subject.Name}: accuracy {results.Overall.Accuracy:P1} [{results.Overall.Ci.Low:P1}, {results.Overall.Ci.High:P1}], invalid format {results.InvalidFormatRate:P0}");
+                outputs.Add(Path.Combine(dir, EvalHarness.ResultsFile));
+                outputs.Add(Path.Combine(dir, EvalHarness.PredictionsFile));
+            }
+        }
+        return outputs;
+    });
+}

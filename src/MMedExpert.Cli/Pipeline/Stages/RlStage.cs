@@ -1,0 +1,57 @@
+using MMedExpert.Algebra.Advantages;
+using MMedExpert.Algebra.Rewards;
+using MMedExpert.Core.Runtime;
+using MMedExpert.Core.Training;
+using MMedExpert.Core.Training.Grpo;
+using MMedExpert.Data.Schema;
+using GrpoOptions = MMedExpert.Core.Training.Grpo.GrpoOptions;
+
+namespace MMedExpert.Cli.Pipeline.Stages;
+
+/// <summary>
+/// Stage 5, GBA: reinforcement learning of each expert from its DSA adapter, with the guideline-based advantage (the
+/// method) and, as the ablation, plain GRPO on the same rewards; reference policy = the base (adapters off).
+/// </summary>
+public static class RlStage
+{
+    public static Stage Create(RunContext run) => new("rl", "GBA: RL of each expert (and the GRPO ablation)", s =>
+    {
+        var c = run.Config.Gba;
+        var spec = c.Spec is null ? DefaultSpec.load() : SpecJson.load(c.Spec);
+        var encoder = run.Encoder();
+        var items = run.Items("rl");
+        var outputs = new List<string>();
+        foreach (var specialty in run.Config.Dsa.Specialties)
+        {
+            var samples = items.Where(i => i.Specialty == specialty)
+                .Select(i => new RlSample(MedItemSamples.Prompt(i, run.DataDir), MedItemSamples.Annotations(i))).ToList();
+            foreach (var advantage in c.Advantages)
+            {
+                var (model, lora) = run.LoadModel(run.BaseDir, run.ExpertDir(specialty, "sft"), specialty);
+                using (model)
+                using (lora)
+                {
+                    string work = run.WorkDir($"rl-{specialty}-{advantage}");
+                    var options = new GrpoOptions
+                    {
+                        Steps = c.Steps, PromptsPerStep = c.PromptsPerStep, GroupSize = c.GroupSize, Temperature = c.Temperature,
+                        TopP = c.TopP, MaxNewTokens = c.MaxNewTokens, LearningRate = c.LearningRate,
+                        Loss = new GrpoLossOptions { Beta = c.Beta }, Advantage = advantage,
+                        Seed = Seeds.Derive(run.Config.Seed, $"rl-{specialty}"), // same seed for both advantages: a paired ablation
+                        CheckpointEvery = 5, OutputDir = work,
+                    };
+                    using var trainer = new GrpoTrainer(run.Generator(model, encoder), lora!, specialty, encoder, spec,
+                        EstimatorModule.parse(advantage), samples, options, ProgressReporter.Create());
+                    var result = trainer.Run(resume: true);
+                    string adapterDir = run.ExpertDir(specialty, advantage);
+                    lora!.Save(specialty, adapterDir);
+                    File.Copy(Path.Combine(work, "metrics.jsonl"), run.MetricsPath($"rl-{specialty}-{advantage}"), overwrite: true);
+                    s.Log($"{specialty} {advantage}: {result.LastStep} steps");
+                    outputs.AddRange(Directory.GetFiles(adapterDir));
+                    outputs.Add(run.MetricsPath($"rl-{specialty}-{advantage}"));
+                }
+            }
+        }
+        return outputs;
+    });
+}
