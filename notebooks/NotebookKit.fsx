@@ -359,11 +359,24 @@ let configList (run: string) (section: string) (key: string) : string list optio
         |> Option.bind (tryField key)
         |> Option.map (items >> Array.map text >> List.ofArray)
 
-/// The advantage estimator that is the method (config gba.advantages[0]; "gba" when the config does not say).
-let methodAdvantage (run: string) =
+/// The run's advantage estimators, the method first (config gba.advantages; gba, grpo when the config does not say).
+let runAdvantages (run: string) =
     match configList run "gba" "advantages" with
-    | Some (first :: _) -> first
-    | _ -> "gba"
+    | Some (first :: rest) -> first :: rest
+    | _ -> [ "gba"; "grpo" ]
+
+/// The advantage estimator that is the method (config gba.advantages[0]; "gba" when the config does not say).
+let methodAdvantage (run: string) = List.head (runAdvantages run)
+
+/// A merged model's name in eval/ split into (merge method, advantage of the experts it merged): the pipeline names
+/// them merged-<method>-<advantage> (merged-conflict_aware-gba); a name without a known advantage gives None for it.
+let parseMerged (advantages: string list) (model: string) : (string * string option) option =
+    if not (model.StartsWith "merged-") then None
+    else
+        let rest = model.Substring 7
+        match advantages |> List.tryFind (fun a -> rest.EndsWith("-" + a)) with
+        | Some a -> Some(rest.Substring(0, rest.Length - a.Length - 1), Some a)
+        | None -> Some(rest, None)
 
 /// The merge method that is the method (config merge.methods[0]; "conflict_aware" when the config does not say).
 let methodMerge (run: string) =

@@ -123,7 +123,7 @@ for nb in "${selected[@]}"; do
   name="$(basename "$nb" .ipynb)"
   result="$out/$name.ipynb"
   log="$out/$name.log"
-  rm -f "$result"
+  rm -rf "$result" "$out/$name"   # no stale charts from an earlier run next to this run's
   mkdir -p "$out/$name"
   start=$SECONDS
   set +e

@@ -47,6 +47,7 @@ run_one() {
 }
 
 run_one new-advantage.fsx
+run_one merge-experiment.fsx
 run_one dev/make-sample-run.fsx "$work/sample-run"
 
 # a tiny MedSynth set (128 items, 56 px) for the data inspection

@@ -39,9 +39,16 @@ let specialties = [ "adult_medicine"; "pediatrics"; "brain_senses"; "oncology_su
 let perspectives = [ "differential"; "intuitive"; "analytical"; "bayesian" ]
 let advantages = [ "gba"; "grpo" ]
 let methods = [ "conflict_aware"; "ties"; "task_arithmetic" ]
+// What the pipeline merges (MergeStage.Merges): every method on the experts after the first advantage, and the first
+// method on the experts after each other advantage; merged/<method>-<advantage>/, eval/merged-<method>-<advantage>/.
+let merges = [ for m in methods -> m, "gba" ] @ [ "conflict_aware", "grpo" ]
 
 write "SAMPLE-RUN-FAKE-DATA" "This folder was written by scripts/dev/make-sample-run.fsx. Every number in it is made up, to develop the notebooks. It is not a result.\n"
-write "config.json" (JsonSerializer.Serialize({| name = "sample-fake"; note = "FAKE sample run for notebook development (scripts/dev/make-sample-run.fsx)"; seed = seed |}, json) + "\n")
+// Only the keys the notebooks read, in PipelineConfig's snake_case: the first advantage and merge method are the method.
+write "config.json"
+    (JsonSerializer.Serialize(
+        {| name = "sample-fake"; note = "FAKE sample run for notebook development (scripts/dev/make-sample-run.fsx)"; seed = seed
+           gba = {| advantages = advantages |}; merge = {| methods = methods |} |}, json) + "\n")
 
 // ---- RL curves ---------------------------------------------------------------------------------------------------
 for s in specialties do
@@ -73,41 +80,44 @@ for s in specialties do
 // ---- merge conflicts (Algebra.Merge.Conflicts.ConflictReport, camelCase) ------------------------------------------
 let moduleNames = [ "self_attn.q_proj"; "self_attn.k_proj"; "self_attn.v_proj"; "self_attn.o_proj"; "mlp.gate_proj"; "mlp.up_proj"; "mlp.down_proj" ]
 let nExperts = specialties.Length
-let modules =
-    [ for layer in 0 .. 3 do
-        for m in moduleNames ->
-            let norms = [| for _ in 1 .. nExperts -> 0.5 + rng.NextDouble() |]
-            let cosine =
-                Array.init nExperts (fun i -> Array.init nExperts (fun j -> if i = j then 1.0 else 0.0))
-            for i in 0 .. nExperts - 1 do
-                for j in i + 1 .. nExperts - 1 do
-                    let c = Math.Round(0.1 + 0.15 * float layer / 3.0 + noise 0.1, 4)
-                    cosine[i][j] <- c
-                    cosine[j][i] <- c
-            let mean = Array.average norms
-            {| ``module`` = sprintf "model.layers.%d.%s" layer m
-               layer = layer
-               layerKey = sprintf "model.layers.%d" layer
-               shape = [| 64L; 8L |]
-               contestedEntries = 300L + int64 (rng.Next 200)
-               signDisagreement = clamp01 (0.2 + 0.1 * float layer / 3.0 + (if m.StartsWith "mlp" then 0.08 else 0.0) + noise 0.05)
-               cosine = cosine
-               norms = norms
-               relativeNorms = norms |> Array.map (fun n -> n / mean)
-               normRatio = Array.max norms / Array.min norms |} ]
-let layers =
-    modules
-    |> List.groupBy (fun m -> m.layerKey)
-    |> List.map (fun (key, ms) ->
-        {| layer = ms.Head.layer
-           layerKey = key
-           modules = ms.Length
-           contestedEntries = ms |> List.sumBy (fun m -> m.contestedEntries)
-           signDisagreement = ms |> List.averageBy (fun m -> m.signDisagreement)
-           meanCosine = Array.init nExperts (fun i -> Array.init nExperts (fun j -> ms |> List.averageBy (fun m -> m.cosine[i][j])))
-           maxNormRatio = ms |> List.map (fun m -> m.normRatio) |> List.max |})
-let report = JsonSerializer.Serialize({| experts = specialties; modules = modules; layers = layers |}, json)
-for m in methods do write (sprintf "merged/%s/conflicts.json" m) (report + "\n")
+let conflictReport () =
+    let modules =
+      [ for layer in 0 .. 3 do
+          for m in moduleNames ->
+              let norms = [| for _ in 1 .. nExperts -> 0.5 + rng.NextDouble() |]
+              let cosine =
+                  Array.init nExperts (fun i -> Array.init nExperts (fun j -> if i = j then 1.0 else 0.0))
+              for i in 0 .. nExperts - 1 do
+                  for j in i + 1 .. nExperts - 1 do
+                      let c = Math.Round(0.1 + 0.15 * float layer / 3.0 + noise 0.1, 4)
+                      cosine[i][j] <- c
+                      cosine[j][i] <- c
+              let mean = Array.average norms
+              {| ``module`` = sprintf "model.layers.%d.%s" layer m
+                 layer = layer
+                 layerKey = sprintf "model.layers.%d" layer
+                 shape = [| 64L; 8L |]
+                 contestedEntries = 300L + int64 (rng.Next 200)
+                 signDisagreement = clamp01 (0.2 + 0.1 * float layer / 3.0 + (if m.StartsWith "mlp" then 0.08 else 0.0) + noise 0.05)
+                 cosine = cosine
+                 norms = norms
+                 relativeNorms = norms |> Array.map (fun n -> n / mean)
+                 normRatio = Array.max norms / Array.min norms |} ]
+    let layers =
+      modules
+      |> List.groupBy (fun m -> m.layerKey)
+      |> List.map (fun (key, ms) ->
+          {| layer = ms.Head.layer
+             layerKey = key
+             modules = ms.Length
+             contestedEntries = ms |> List.sumBy (fun m -> m.contestedEntries)
+             signDisagreement = ms |> List.averageBy (fun m -> m.signDisagreement)
+             meanCosine = Array.init nExperts (fun i -> Array.init nExperts (fun j -> ms |> List.averageBy (fun m -> m.cosine[i][j])))
+             maxNormRatio = ms |> List.map (fun m -> m.normRatio) |> List.max |})
+    JsonSerializer.Serialize({| experts = specialties; modules = modules; layers = layers |}, json) + "\n"
+// The conflicts describe the experts merged, so every method merging the same experts writes the same report.
+let reports = dict [ for adv in advantages -> adv, conflictReport () ]
+for m, adv in merges do write (sprintf "merged/%s-%s/conflicts.json" m adv) reports[adv]
 
 // ---- evaluation (Data.Eval.EvalResults) ---------------------------------------------------------------------------
 let n = 400
@@ -136,8 +146,9 @@ for i, s in List.indexed specialties do
     evalModel (s + "-sft") 0.38 (own 0.36)
     evalModel (s + "-gba") 0.45 (own 0.42)
     evalModel (s + "-grpo") 0.42 (own 0.39)
-evalModel "merged-conflict_aware" 0.52 (around 0.52)
-evalModel "merged-ties" 0.49 (around 0.49)
-evalModel "merged-task_arithmetic" 0.45 (around 0.45)
+evalModel "merged-conflict_aware-gba" 0.52 (around 0.52)
+evalModel "merged-ties-gba" 0.49 (around 0.49)
+evalModel "merged-task_arithmetic-gba" 0.45 (around 0.45)
+evalModel "merged-conflict_aware-grpo" 0.48 (around 0.48)
 
 printfn "wrote a FAKE sample run (made-up numbers, for notebook development only) to %s" outDir

@@ -93,6 +93,7 @@ let scriptTests =
             let code, output = runRepoScript "scripts/run-scripts.sh" buildArgs (TimeSpan.FromMinutes 5.0)
             Expect.equal code 0 (sprintf "run-scripts.sh exit code; output:\n%s" output)
             Expect.stringContains output "ok      new-advantage.fsx" "the new-advantage prototype runs"
+            Expect.stringContains output "ok      merge-experiment.fsx" "the merge experiment runs (TorchSharp under dotnet fsi)"
             Expect.stringContains output "ok      dev/make-sample-run.fsx" "the sample-run generator runs"
             Expect.stringContains output "ok      inspect-data.fsx" "the data inspection runs on a generated MedSynth set"
     ]
