@@ -13,9 +13,9 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     private readonly Parameter weight;
     public double Eps { get; }
 
-    public RmsNorm(string name, long size, double eps) : base(name)
+    public RmsNorm(string name, long size, double eps, ScalarType dtype = ScalarType.Float32) : base(name)
     {
-        weight = new Parameter(ones(size));
+        weight = new Parameter(ones(size, dtype: dtype));
         Eps = eps;
         RegisterComponents();
     }

@@ -8,15 +8,15 @@ public sealed class Qwen25VLDecoderLayer : nn.Module
 {
     public readonly Qwen25VLAttention self_attn;
     public readonly Qwen2Mlp mlp;
-    public readonly Qwen2RmsNorm input_layernorm;
-    public readonly Qwen2RmsNorm post_attention_layernorm;
+    public readonly RmsNorm input_layernorm;
+    public readonly RmsNorm post_attention_layernorm;
 
     public Qwen25VLDecoderLayer(Qwen25VLConfig config, int layerIndex, ScalarType dtype = ScalarType.Float32) : base(nameof(Qwen25VLDecoderLayer))
     {
         self_attn = new Qwen25VLAttention(config, layerIndex, dtype);
         mlp = new Qwen2Mlp(config.HiddenSize, config.IntermediateSize, dtype);
-        input_layernorm = new Qwen2RmsNorm(config.HiddenSize, config.RmsNormEps, dtype);
-        post_attention_layernorm = new Qwen2RmsNorm(config.HiddenSize, config.RmsNormEps, dtype);
+        input_layernorm = new RmsNorm("input_layernorm", config.HiddenSize, config.RmsNormEps, dtype);
+        post_attention_layernorm = new RmsNorm("post_attention_layernorm", config.HiddenSize, config.RmsNormEps, dtype);
         RegisterComponents();
     }
 

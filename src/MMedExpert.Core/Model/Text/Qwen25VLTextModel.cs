@@ -9,7 +9,7 @@ public sealed class Qwen25VLTextModel : nn.Module
 {
     public readonly Embedding embed_tokens;
     public readonly ModuleList<Qwen25VLDecoderLayer> layers;
-    public readonly Qwen2RmsNorm norm;
+    public readonly RmsNorm norm;
 
     readonly MultimodalRotaryEmbedding rotary;
 
@@ -17,7 +17,7 @@ public sealed class Qwen25VLTextModel : nn.Module
     {
         embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, dtype: dtype);
         layers = new ModuleList<Qwen25VLDecoderLayer>(Enumerable.Range(0, config.NumHiddenLayers).Select(i => new Qwen25VLDecoderLayer(config, i, dtype)).ToArray());
-        norm = new Qwen2RmsNorm(config.HiddenSize, config.RmsNormEps, dtype);
+        norm = new RmsNorm("norm", config.HiddenSize, config.RmsNormEps, dtype);
         rotary = new MultimodalRotaryEmbedding(config.HeadDim, config.RopeTheta, config.MropeSection);
         RegisterComponents();
     }
