@@ -41,6 +41,7 @@ while [ $# -gt 0 ]; do
 done
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_INTERACTIVE_CLI_TELEMETRY_OPTOUT=1
+export DOTNET_gcConcurrent=0   # see src/MMedExpert.Cli/MMedExpert.Cli.csproj (TorchSharp Scalars vs background GC)
 
 # Paths given on the command line are relative to where the runner was called from.
 if [ -n "$run" ]; then

@@ -16,6 +16,7 @@ case "${1:-}" in
   *) echo "run-scripts: unknown argument $1 (see --help)" >&2; exit 2 ;;
 esac
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+export DOTNET_gcConcurrent=0   # see src/MMedExpert.Cli/MMedExpert.Cli.csproj (TorchSharp Scalars vs background GC)
 
 cd "$root"
 dotnet tool restore >/dev/null

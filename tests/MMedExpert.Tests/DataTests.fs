@@ -150,6 +150,23 @@ let tests =
                 Expect.isLessThan r.MajorityLetter 0.30 "no letter bias"
             }
 
+            test "an imaging report states both image findings in the text, and then the text alone suffices" {
+                let o = MedSynthOptions(N = 128, Seed = 5UL, ImageSize = 56, ImagingReport = true)
+                let items = MedSynthGenerator.Generate o
+                for g in items do
+                    let sc = Scenario.For g.Item.Specialty
+                    let expected = $"{MedSynthGenerator.ReportPrefix}{sc.First.Image.Describe g.Latent.Image1}; {sc.Second.Image.Describe g.Latent.Image2}."
+                    Expect.stringContains g.Item.Question expected $"{g.Item.Id} states its latent image findings"
+                    let struct (read1, read2) = VignetteReader.ReadReport(g.Item.Specialty, g.Item.Question).Value
+                    Expect.equal (read1, read2) (g.Latent.Image1, g.Latent.Image2) "read back"
+                let r = SynthesisReport.Compute(items, o)
+                Expect.equal r.TextOnly.InSample 1.0 "text-only rule reads the report"
+                Expect.isLessThanOrEqual r.ImageOnly.InSample 0.30 "the image alone still says little"
+                let plain = MedSynthGenerator.Generate(MedSynthOptions(N = 128, Seed = 5UL, ImageSize = 56))
+                Expect.isTrue (plain |> Array.forall (fun g -> not (g.Item.Question.Contains MedSynthGenerator.ReportPrefix))) "off by default"
+                Expect.isFalse (VignetteReader.ReadReport(plain[0].Item.Specialty, plain[0].Item.Question).HasValue) "no report to read"
+            }
+
             test "at difficulty 0 and 1 the drawn scenes and texts still carry the intended findings" {
                 for d in [ 0.0; 1.0 ] do
                     let items = MedSynthGenerator.Generate(MedSynthOptions(N = 128, Seed = 5UL, Difficulty = d, ImageSize = 56))
@@ -248,8 +265,25 @@ let tests =
                 Expect.equal a.GuidelineSteps.Length item.Guideline.GuidelineSteps.Count "steps"
                 let s = MedItemSamples.Training(item, dir, TraceStyle.Compact)
                 Expect.stringContains s.UserText item.Question "question in the prompt"
-                Expect.stringEnds s.AssistantText (sprintf "<answer>%s</answer>" item.Answer) "compact trace ends with the answer"
-                for f in item.Guideline.KeyFindings do Expect.stringContains s.AssistantText f "every key finding in the compact trace"
+                Expect.stringEnds s.AssistantText (sprintf "<answer>%s</answer>" item.AnswerText) "compact trace answers with the option's text"
+                let compact = MedItemSamples.CompactFindings item
+                Expect.equal compact.Count item.Guideline.KeyFindings.Count "one compact finding per key finding"
+                for f, full in Seq.zip compact item.Guideline.KeyFindings do
+                    Expect.stringStarts full f "a compact finding is the key finding without its detail"
+                    Expect.isFalse (f.EndsWith ")") $"no detail left: {f}"
+                    Expect.stringContains s.AssistantText f "every compact finding in the compact trace"
+                // The pairings follow the decision table: the diagnosis index is 2·[first discordant] + [second discordant].
+                let struct (d1, d2) = MedItemSamples.MedSynthPairings(item).Value
+                Expect.equal (Scenario.For(item.Specialty).Diagnoses[Scenario.DiagnosisIndex(d1, d2)]) item.AnswerText "pairings give the answer"
+                Expect.stringContains s.AssistantText $"Pairings: {Pairing.Word d1}, {Pairing.Word d2}." "pairings named"
+                let c = MedItemSamples.Annotations(item, TraceStyle.Compact)
+                Expect.sequenceEqual c.KeyFindings compact "compact annotations check the compact findings"
+                let score = MMedExpert.Algebra.Rewards.GuidelineSpec.evaluate (MMedExpert.Algebra.Rewards.DefaultSpec.load ()) c (MMedExpert.Algebra.Rewards.Completion.OfText s.AssistantText)
+                for p in score.Breakdown do
+                    for (w, r) in p.Checks do
+                        match MMedExpert.Algebra.Rewards.Check.kind w.Check with
+                        | "answer" | "keyFindings" | "format" -> Expect.equal r.Score 1.0 $"{p.Perspective}: {MMedExpert.Algebra.Rewards.Check.kind w.Check} earned by the compact trace"
+                        | _ -> ()
                 Expect.equal (MedItemSamples.Training(item, dir)).AssistantText item.Reasoning "full trace is the item's"
             }
         ]

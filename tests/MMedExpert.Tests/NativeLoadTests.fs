@@ -4,6 +4,7 @@ open System.IO
 open Expecto
 open TorchSharp
 open MMedExpert.Core.Native
+open MMedExpert.Tests.TestKit
 
 let private nativeDir = Path.Combine(System.AppContext.BaseDirectory, "runtimes", "linux-x64", "native")
 let private libTorchSharp = Path.Combine(nativeDir, "libLibTorchSharp.so")
@@ -20,6 +21,18 @@ let tests =
             use b = torch.ones(3L, 2L)
             use c = a.matmul(b)
             Expect.sequenceEqual (c.data<float32>().ToArray()) [| 3.0f; 3.0f; 12.0f; 12.0f |] "matmul result"
+        }
+
+        test "mmx and the test host run with blocking GC (TorchSharp's temporary Scalars vs background GC)" {
+            // A background GC can finalize a temporary Scalar that TorchSharp passed to native code (e.g. the alpha of
+            // a + b) while the operation still reads it; seen as "Expected false to be true ... toFloat" mid-training.
+            // Batch is the latency mode of a runtime whose concurrent (background) GC is off.
+            Expect.equal System.Runtime.GCSettings.LatencyMode System.Runtime.GCLatencyMode.Batch "test host: concurrent GC off"
+            let config = Path.Combine(repoRoot, "src", "MMedExpert.Cli", "bin", "Release", "net10.0", "mmx.runtimeconfig.json")
+            if File.Exists config then
+                let json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText config)
+                let concurrent = json.["runtimeOptions"].["configProperties"].["System.GC.Concurrent"].GetValue<bool>()
+                Expect.isFalse concurrent "mmx runtimeconfig"
         }
 
         test "the build marked GLIBCXX_3.4.32 weak in the output copy, or the system provides it" {

@@ -26,14 +26,16 @@ public static class DataCommand
         var seed = new Option<ulong>("--seed") { Description = "Random seed", DefaultValueFactory = _ => defaults.Seed };
         var difficulty = new Option<double>("--difficulty") { Description = "0 (easy) … 1 (hard): contrast, margins to thresholds, distractors", DefaultValueFactory = _ => defaults.Difficulty };
         var size = new Option<int>("--image-size") { Description = "Image side in pixels", DefaultValueFactory = _ => defaults.ImageSize };
+        var imagingReport = new Option<bool>("--imaging-report") { Description = "State the two image findings in the question text (a one-line imaging report)" };
         var json = new Option<bool>("--json") { Description = "Print the report as JSON" };
         var cmd = new Command("synth", "Generate the MedSynth data set: images/, sft|rl|val|test.jsonl, report.json");
-        foreach (var o in new Option[] { outDir, n, seed, difficulty, size, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { outDir, n, seed, difficulty, size, imagingReport, json }) cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
             var options = defaults with
             {
                 N = parse.GetValue(n), Seed = parse.GetValue(seed), Difficulty = parse.GetValue(difficulty), ImageSize = parse.GetValue(size),
+                ImagingReport = parse.GetValue(imagingReport),
             };
             var (report, seconds) = MMedExpert.Data.Eval.ConsoleProgress.Run("medsynth", options.N, 0, advance =>
                 MedSynthGenerator.Write(parse.GetValue(outDir)!, options, _ => advance(1)));

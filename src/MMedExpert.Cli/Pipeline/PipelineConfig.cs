@@ -51,6 +51,8 @@ public sealed record DataConfig
     public int Items { get; init; } = 10_000;
     public double Difficulty { get; init; } = 0.0;
     public int ImageSize { get; init; } = 112;
+    /// <summary>MedSynth states the two image findings in a one-line report (see docs/data.md, "Knobs").</summary>
+    public bool ImagingReport { get; init; }
     /// <summary>Reasoning traces the models are fine-tuned to write (compact keeps CPU runs short).</summary>
     public MMedExpert.Data.Schema.TraceStyle Trace { get; init; } = MMedExpert.Data.Schema.TraceStyle.Compact;
 }

@@ -17,6 +17,8 @@ namespace MMedExpert.Data.MedSynth;
 public static class MedSynthGenerator
 {
     const int BlockSize = 64, ChunkSize = 1024;
+    /// <summary>Starts the imaging-report sentence of <see cref="MedSynthOptions.ImagingReport"/>.</summary>
+    public const string ReportPrefix = "Imaging report: ";
     const ulong BlockStream = 1, TextStream = 2, ImageStream = 3, OptionStream = 4;
 
     static readonly string[] Stems =
@@ -81,7 +83,8 @@ public static class MedSynthGenerator
         var options = new Dictionary<string, string>(StringComparer.Ordinal);
         for (int k = 0; k < labels.Count; k++) options[Vocabulary.OptionLetters[k]] = labels[k];
         string answer = Vocabulary.OptionLetters[labels.IndexOf(sc.Diagnoses[cell.Diagnosis])];
-        string question = $"{text.Text} {orng.Pick(Stems)}";
+        string report = o.ImagingReport ? $" {ReportPrefix}{sc.First.Image.Describe(image1)}; {sc.Second.Image.Describe(image2)}." : "";
+        string question = $"{text.Text}{report} {orng.Pick(Stems)}";
 
         string perspective = Vocabulary.Perspectives[i % BlockSize % 4];
         var trace = ReasoningWriter.Write(perspective, new TraceInput(sc, scene.Image1Phrase, scene.Image2Phrase,

@@ -4,6 +4,9 @@ namespace MMedExpert.Data.MedSynth;
 /// Settings of a MedSynth run. <see cref="Difficulty"/> in [0, 1] lowers image contrast, moves findings and vital signs
 /// towards their thresholds and adds distractors; it never makes an item ambiguous. Split fractions are for sft, rl and
 /// val; test gets the rest. Images are square, <see cref="ImageSize"/> pixels a side (multiples of 28 suit Qwen2.5-VL).
+/// <see cref="ImagingReport"/> adds a one-line imaging report that states the two image findings in the question text
+/// (as a radiologist's report would): the guideline still needs both pairings, but the findings no longer have to be
+/// seen. A control for learnability studies: it separates learning to see from learning the guideline.
 /// </summary>
 public sealed record MedSynthOptions(
     int N = 10_000,
@@ -12,7 +15,8 @@ public sealed record MedSynthOptions(
     int ImageSize = 112,
     double SftFraction = 0.4,
     double RlFraction = 0.4,
-    double ValFraction = 0.1)
+    double ValFraction = 0.1,
+    bool ImagingReport = false)
 {
     public void Validate()
     {

@@ -45,7 +45,8 @@ public sealed record SynthesisReport(
         double textAgree = items.Zip(rows).Average(p => p.First.Latent.Clinical1 == p.Second.Clinical1 && p.First.Latent.Clinical2 == p.Second.Clinical2 ? 1.0 : 0.0);
         double imageAgree = items.Zip(rows).Average(p => p.First.Latent.Image1 == p.Second.Image1 && p.First.Latent.Image2 == p.Second.Image2 ? 1.0 : 0.0);
 
-        Func<Row, string> textKey = r => $"{r.Item.Specialty}|{r.Clinical1}|{r.Clinical2}";
+        // With an imaging report the text also states the image findings, so the text-only rule reads them too.
+        Func<Row, string> textKey = r => $"{r.Item.Specialty}|{r.Clinical1}|{r.Clinical2}|{VignetteReader.ReadReport(r.Item.Specialty, r.Item.Question)}";
         Func<Row, string> imageKey = r => $"{r.Item.Specialty}|{r.Image1}|{r.Image2}";
 
         var letters = rows.GroupBy(r => r.Item.Answer).OrderByDescending(g => g.Count()).ThenBy(g => g.Key, StringComparer.Ordinal).First().Key;
@@ -105,6 +106,7 @@ public sealed record SynthesisReport(
             w.WriteNumber("seed", Options.Seed);
             w.WriteNumber("difficulty", Options.Difficulty);
             w.WriteNumber("image_size", Options.ImageSize);
+            w.WriteBoolean("imaging_report", Options.ImagingReport);
             foreach (var (name, counts) in new[] { ("splits", Splits), ("specialties", Specialties), ("perspectives", Perspectives),
                          ("answer_letters", AnswerLetters), ("options_per_item", OptionsPerItem) })
             {
@@ -135,7 +137,7 @@ public sealed record SynthesisReport(
 
     /// <summary>A few lines for the console.</summary>
     public string Summary() =>
-        $"MedSynth: {Options.N} items (seed {Options.Seed}, difficulty {Options.Difficulty}, {Options.ImageSize} px); " +
+        $"MedSynth: {Options.N} items (seed {Options.Seed}, difficulty {Options.Difficulty}, {Options.ImageSize} px{(Options.ImagingReport ? ", imaging report in the text" : "")}); " +
         $"splits {string.Join(", ", Splits.Select(kv => $"{kv.Key} {kv.Value}"))}\n" +
         $"  chance {Chance:P1}, majority letter {MajorityLetter:P1}\n" +
         $"  text-only rule  {TextOnly.InSample:P1} in-sample, {(TextOnly.HeldOut is double t ? t.ToString("P1") : "n/a")} held-out\n" +

@@ -22,6 +22,24 @@ public static partial class VignetteReader
     static Match Need(Regex r, string text, string what) =>
         r.Match(text) is { Success: true } m ? m : throw new DataException($"MedSynth text has no {what}: \"{text}\"");
 
+    /// <summary>
+    /// The two image findings stated by the imaging-report sentence (<see cref="MedSynthOptions.ImagingReport"/>), or null
+    /// when the text has none. A report naming a value the scenario does not know is an error.
+    /// </summary>
+    public static (bool Image1, bool Image2)? ReadReport(string specialty, string text)
+    {
+        int at = text.IndexOf(MedSynthGenerator.ReportPrefix, StringComparison.Ordinal);
+        if (at < 0) return null;
+        int end = text.IndexOf('.', at);
+        var parts = text[(at + MedSynthGenerator.ReportPrefix.Length)..(end < 0 ? text.Length : end)].Split("; ");
+        var sc = Scenario.For(specialty);
+        bool Value(Finding f, int k) =>
+            k < parts.Length && parts[k] == f.WhenTrue ? true
+            : k < parts.Length && parts[k] == f.WhenFalse ? false
+            : throw new DataException($"MedSynth imaging report does not state the {f.Name}: \"{text}\"");
+        return (Value(sc.First.Image, 0), Value(sc.Second.Image, 1));
+    }
+
     /// <summary>(first clinical finding, second clinical finding) of the scenario, read from the text.</summary>
     public static (bool Clinical1, bool Clinical2) Read(string specialty, string text)
     {

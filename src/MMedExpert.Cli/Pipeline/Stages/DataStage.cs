@@ -14,9 +14,9 @@ public static class DataStage
         if (c.Path is null)
         {
             var (report, seconds) = MedSynthGenerator.Write(run.DataDir,
-                new MedSynthOptions(N: c.Items, Seed: (ulong)run.Config.Seed, Difficulty: c.Difficulty, ImageSize: c.ImageSize));
+                new MedSynthOptions(N: c.Items, Seed: (ulong)run.Config.Seed, Difficulty: c.Difficulty, ImageSize: c.ImageSize, ImagingReport: c.ImagingReport));
             s.Log($"{c.Items} items in {seconds:F1} s");
-            s.Log(report.ToString() ?? "");
+            foreach (var line in report.Summary().Split('\n')) s.Log(line);
         }
         foreach (var split in Splits)
         {

@@ -24,7 +24,7 @@ public static class RlStage
         foreach (var specialty in run.Config.Dsa.Specialties)
         {
             var samples = items.Where(i => i.Specialty == specialty)
-                .Select(i => new RlSample(MedItemSamples.Prompt(i, run.DataDir), MedItemSamples.Annotations(i))).ToList();
+                .Select(i => new RlSample(MedItemSamples.Prompt(i, run.DataDir), MedItemSamples.Annotations(i, run.Trace))).ToList();
             foreach (var advantage in c.Advantages)
             {
                 var (model, lora) = run.LoadModel(run.BaseDir, run.ExpertDir(specialty, "sft"), specialty);
