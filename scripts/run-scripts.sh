@@ -54,6 +54,7 @@ run_one dev/make-sample-run.fsx "$work/sample-run"
 # a tiny MedSynth set (128 items, 56 px) for the data inspection
 if dotnet "$bin/mmx.dll" data synth --out "$work/medsynth" --n 128 --image-size 56 >"$work/synth.log" 2>&1; then
   run_one inspect-data.fsx "$work/medsynth"
+  run_one trace-skills.fsx --reference "$work/medsynth"
 else
   count=$((count + 1)); failed+=("inspect-data.fsx")
   echo "FAILED  inspect-data.fsx: generating its data set (mmx data synth) failed:"; tail -n 25 "$work/synth.log" | sed 's/^/        /'

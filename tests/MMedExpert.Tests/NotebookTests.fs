@@ -96,4 +96,5 @@ let scriptTests =
             Expect.stringContains output "ok      merge-experiment.fsx" "the merge experiment runs (TorchSharp under dotnet fsi)"
             Expect.stringContains output "ok      dev/make-sample-run.fsx" "the sample-run generator runs"
             Expect.stringContains output "ok      inspect-data.fsx" "the data inspection runs on a generated MedSynth set"
+            Expect.stringContains output "ok      trace-skills.fsx" "the trace-skill breakdown parses the reference traces of a generated set"
     ]

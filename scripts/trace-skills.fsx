@@ -1,0 +1,92 @@
+// Where a model's MedSynth reasoning breaks: reads the compact traces a run's models wrote on the test split and scores
+// each step of the guideline on its own, so "accuracy at chance" can be traced to the step that fails:
+//
+//   findings    the two image findings / the two clinical findings named correctly (a 2-valued finding: 50 % by chance
+//               each, 25 % for both)
+//   pairings    each pairing's concordant/discordant word right; and consistent with the model's OWN findings (the XOR)
+//   conclusion  the diagnosis right; and the one the decision table gives for the model's OWN pairings (the lookup)
+//   answer      the answer extracted by the evaluation (what the accuracy counts)
+//
+//   dotnet fsi scripts/trace-skills.fsx RUN_DIR                    (runs/<name>: reads data/test.jsonl, eval/*/predictions.jsonl)
+//   dotnet fsi scripts/trace-skills.fsx --reference DATA_DIR       (scores the items' own compact traces: every step 100 %)
+//
+// Only compact traces (the pipeline's default, MedItemSamples.CompactTrace) of MedSynth items are read.
+#load "References.fsx"
+
+open System
+open System.IO
+open System.Text.Json
+open System.Text.RegularExpressions
+open References
+open MMedExpert.Data.Schema
+open MMedExpert.Data.MedSynth
+
+let usage () =
+    eprintfn "usage: dotnet fsi scripts/trace-skills.fsx RUN_DIR | --reference DATA_DIR"
+    exit 2
+
+let compact = Regex(@"Key findings: (?<f>.*?)\. Pairings: (?<p1>concordant|discordant), (?<p2>concordant|discordant)\. Conclusion: (?<c>.*?)\.</think>")
+
+type Scores = { Parsed: bool; Image: bool; Clinical: bool; Pairings: bool; PairingsFromOwn: bool; Conclusion: bool; ConclusionFromOwn: bool; Answer: bool }
+
+/// Scores one output against its item. A finding named other than the item's counts as the finding's other value.
+let score (item: MedItem) (output: string) (answerCorrect: bool) =
+    let m = compact.Match output
+    let sc = Scenario.For item.Specialty
+    let truthFindings = MedItemSamples.CompactFindings item
+    let struct (d1, d2) = (MedItemSamples.MedSynthPairings item).Value
+    let i1, i2 = truthFindings[0] = sc.First.Image.WhenTrue, truthFindings[1] = sc.Second.Image.WhenTrue
+    let truth = [| i1; i2; i1 <> d1; i2 <> d2 |]            // image 1, image 2, clinical 1, clinical 2
+    if not m.Success then
+        { Parsed = false; Image = false; Clinical = false; Pairings = false; PairingsFromOwn = false; Conclusion = false; ConclusionFromOwn = false; Answer = answerCorrect }
+    else
+        let named = m.Groups["f"].Value.Split("; ")
+        let right k = k < named.Length && named[k] = truthFindings[k]
+        let own k = if right k then truth[k] else not truth[k]
+        let p1, p2 = m.Groups["p1"].Value = "discordant", m.Groups["p2"].Value = "discordant"
+        let conclusion = m.Groups["c"].Value
+        { Parsed = true
+          Image = right 0 && right 1
+          Clinical = right 2 && right 3
+          Pairings = p1 = d1 && p2 = d2
+          PairingsFromOwn = p1 = (own 0 <> own 2) && p2 = (own 1 <> own 3)
+          Conclusion = conclusion = item.AnswerText
+          ConclusionFromOwn = conclusion = sc.Diagnoses[Scenario.DiagnosisIndex(p1, p2)]
+          Answer = answerCorrect }
+
+let report (name: string) (scored: Scores list) =
+    let pct f = 100.0 * (scored |> List.averageBy (fun s -> if f s then 1.0 else 0.0))
+    printfn "%-28s %5d %7.1f %7.1f %8.1f %9.1f %8.1f %9.1f %8.1f %7.1f" name scored.Length
+        (pct _.Parsed) (pct _.Image) (pct _.Clinical) (pct _.Pairings) (pct _.PairingsFromOwn) (pct _.Conclusion) (pct _.ConclusionFromOwn) (pct _.Answer)
+
+let header () =
+    printfn "%-28s %5s %7s %7s %8s %9s %8s %9s %8s %7s" "model" "n" "parsed" "image" "clinical" "pairings" "xor(own)" "diagnosis" "table(own)" "answer"
+
+let load (path: string) = (MedItemLoader.Load(path, false)).Items |> Seq.map (fun i -> i.Id, i) |> Map.ofSeq
+
+match scriptArgs with
+| [| "--reference"; dataDir |] ->
+    let items = load (Path.Combine(dataDir, "test.jsonl"))
+    let scored = [ for KeyValue(_, item) in items -> score item (MedItemSamples.CompactTrace item) true ]
+    header ()
+    report "reference compact traces" scored
+    let s = scored |> List.forall (fun s -> s.Parsed && s.Image && s.Clinical && s.Pairings && s.PairingsFromOwn && s.Conclusion && s.ConclusionFromOwn)
+    if not s then eprintfn "the reference traces do not score 100 %% on every step: the parser and the generator disagree"; exit 1
+| [| runDir |] ->
+    let items = load (Path.Combine(runDir, "data", "test.jsonl"))
+    let evalDir = Path.Combine(runDir, "eval")
+    if not (Directory.Exists evalDir) then failwithf "%s: no eval/ folder (run the pipeline's eval stage first)" runDir
+    header ()
+    for dir in Directory.GetDirectories evalDir |> Array.sort do
+        let file = Path.Combine(dir, "predictions.jsonl")
+        if File.Exists file then
+            let scored =
+                [ for line in File.ReadLines file do
+                    if not (String.IsNullOrWhiteSpace line) then
+                        let p = JsonDocument.Parse(line).RootElement
+                        let id = p.GetProperty("id").GetString()
+                        match items.TryFind id with
+                        | Some item -> score item (p.GetProperty("output").GetString()) (p.GetProperty("correct").GetBoolean())
+                        | None -> failwithf "%s: id %s is not in %s/data/test.jsonl" file id runDir ]
+            report (Path.GetFileName dir) scored
+| _ -> usage ()
