@@ -69,7 +69,7 @@ public static class MedSynthGenerator
     static GeneratedItem One(int i, (int Specialty, int Diagnosis, bool C1, bool C2) cell, int width, MedSynthOptions o)
     {
         var sc = Scenario.All[cell.Specialty];
-        bool disc1 = cell.Diagnosis >= 2, disc2 = cell.Diagnosis % 2 == 1;
+        var (disc1, disc2) = Scenario.Pairings(cell.Diagnosis);
         bool image1 = cell.C1 ^ disc1, image2 = cell.C2 ^ disc2;   // Discordant(image, clinical) = image ≠ clinical
         string id = $"ms-{i.ToString().PadLeft(width, '0')}";
 

@@ -38,6 +38,10 @@ public sealed record Scenario(
     public static int DiagnosisIndex(bool firstDiscordant, bool secondDiscordant) =>
         (firstDiscordant ? 2 : 0) + (secondDiscordant ? 1 : 0);
 
+    /// <summary>The inverse of <see cref="DiagnosisIndex"/>: whether each pairing is discordant for a diagnosis index.</summary>
+    public static (bool FirstDiscordant, bool SecondDiscordant) Pairings(int diagnosisIndex) =>
+        (diagnosisIndex >= 2, diagnosisIndex % 2 == 1);
+
     /// <summary>The full-information rule: the diagnosis from the four findings.</summary>
     public string Diagnose(bool image1, bool clinical1, bool image2, bool clinical2) =>
         Diagnoses[DiagnosisIndex(Pairing.Discordant(image1, clinical1), Pairing.Discordant(image2, clinical2))];
