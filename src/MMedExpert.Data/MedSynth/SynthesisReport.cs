@@ -31,22 +31,23 @@ public sealed record SynthesisReport(
     double TextReadbackAgreement,
     double ImageReadbackAgreement)
 {
-    sealed record Row(MedItem Item, string Diagnosis, bool Image1, bool Image2, bool Clinical1, bool Clinical2, bool Train);
+    sealed record Row(MedItem Item, string Diagnosis, bool Image1, bool Image2, bool Clinical1, bool Clinical2, bool Train, string TextKey);
 
     public static SynthesisReport Compute(IReadOnlyList<GeneratedItem> items, MedSynthOptions o)
     {
         var rows = items.Select(g =>
         {
             var (c1, c2) = VignetteReader.Read(g.Item.Specialty, g.Item.Question);
+            // With an imaging report the text also states the image findings, so the text-only rule reads them too.
+            var report = VignetteReader.ReadReport(g.Item.Specialty, g.Item.Question);
             return new Row(g.Item, g.Item.AnswerText, g.SceneImage1, g.SceneImage2, c1, c2,
-                g.Item.Split is Vocabulary.Sft or Vocabulary.Rl);
+                g.Item.Split is Vocabulary.Sft or Vocabulary.Rl, $"{g.Item.Specialty}|{c1}|{c2}|{report}");
         }).ToList();
 
         double textAgree = items.Zip(rows).Average(p => p.First.Latent.Clinical1 == p.Second.Clinical1 && p.First.Latent.Clinical2 == p.Second.Clinical2 ? 1.0 : 0.0);
         double imageAgree = items.Zip(rows).Average(p => p.First.Latent.Image1 == p.Second.Image1 && p.First.Latent.Image2 == p.Second.Image2 ? 1.0 : 0.0);
 
-        // With an imaging report the text also states the image findings, so the text-only rule reads them too.
-        Func<Row, string> textKey = r => $"{r.Item.Specialty}|{r.Clinical1}|{r.Clinical2}|{VignetteReader.ReadReport(r.Item.Specialty, r.Item.Question)}";
+        Func<Row, string> textKey = r => r.TextKey;
         Func<Row, string> imageKey = r => $"{r.Item.Specialty}|{r.Image1}|{r.Image2}";
 
         var letters = rows.GroupBy(r => r.Item.Answer).OrderByDescending(g => g.Count()).ThenBy(g => g.Key, StringComparer.Ordinal).First().Key;
