@@ -51,3 +51,7 @@ let fixture (relative: string) = Path.Combine(repoRoot, "tests", "fixtures", rel
 /// Same shape and same values (exact).
 let sameTensor (a: TorchSharp.torch.Tensor) (b: TorchSharp.torch.Tensor) =
     a.shape = b.shape && a.dtype = b.dtype && a.eq(b).all().item<bool>()
+
+/// The item as if it came from another data set (a specialty MedSynth has no scenario for).
+let otherSpecialty (i: MMedExpert.Data.Schema.MedItem) =
+    MMedExpert.Data.Schema.MedItem(i.Id, "dermatology", i.Images, i.Question, i.Options, i.Answer, i.Reasoning, i.Perspective, i.Guideline, i.Split)

@@ -65,6 +65,12 @@ public sealed record BaseConfig
     /// <summary>A tokenizer.json to use; when null the pipeline trains its own on the data's text.</summary>
     public string? Tokenizer { get; init; }
     public int TokenizerVocab { get; init; } = 2000;
+    /// <summary>Steps of the supervised vision warm-up before pretraining (0 = none; MedSynth data only, see BaseStage).</summary>
+    public int VisionWarmupSteps { get; init; } = 300;
+    public int VisionWarmupBatchSize { get; init; } = 32;
+    public double VisionWarmupLearningRate { get; init; } = 1e-3;
+    /// <summary>Keep the warmed-up tower fixed while the language model learns to read it.</summary>
+    public bool FreezeWarmedVision { get; init; } = true;
     public int PretrainSteps { get; init; } = 150;
     public int BatchSize { get; init; } = 8;
     public double LearningRate { get; init; } = 2e-3;

@@ -4,14 +4,16 @@ using MMedExpert.Core.Tokenization;
 using MMedExpert.Core.Training;
 using MMedExpert.Core.Training.Sft;
 using MMedExpert.Core.Vision;
+using MMedExpert.Data.MedSynth;
 using MMedExpert.Data.Schema;
 
 namespace MMedExpert.Cli.Pipeline.Stages;
 
 /// <summary>
 /// Stage 3: the base model. With a checkpoint, it is used as it is. Otherwise the preset model is built over the
-/// tokenizer and pretrained briefly (all parameters, all specialties) so that it sees images and answers in the format;
-/// the specialty experts then start from it.
+/// tokenizer, its vision tower is warmed up on MedSynth's image-finding labels (a released checkpoint's tower comes
+/// pretrained; see <see cref="VisionWarmup"/>), and it is pretrained briefly (the language model, all specialties) so
+/// that it sees images and answers in the format; the specialty experts then start from it.
 /// </summary>
 public static class BaseStage
 {
@@ -27,17 +29,21 @@ public static class BaseStage
         var tokenizer = Qwen2Tokenizer.FromFile(TokenizerStage.PathOf(run));
         var config = Qwen25VLConfig.Preset(c.Preset).WithTokenizer(tokenizer);
         var processorConfig = new ImageProcessorConfig();
-        var encoder = new VisionChatEncoder(tokenizer, new ImageProcessor(processorConfig));
+        var processor = new ImageProcessor(processorConfig);
+        var encoder = new VisionChatEncoder(tokenizer, processor);
         using var model = Qwen25VL.CreateRandom(config, run.Config.Seed);
         s.Log($"{c.Preset}: {model.ParameterCount():N0} parameters, vocabulary {config.VocabSize}");
 
+        bool warmed = WarmUpVision(run, model, processor, s);
         var samples = run.Items("sft").Select(i => MedItemSamples.Training(i, run.DataDir, run.Trace)).ToList();
         var options = new TrainerOptions
         {
             LearningRate = c.LearningRate, WarmupSteps = Math.Max(1, c.PretrainSteps / 10), TotalSteps = c.PretrainSteps,
             ClipNorm = 1.0, Seed = run.Config.Seed, OutputDir = run.WorkDir("base"), CheckpointEvery = 50, Description = "pretrain",
         };
-        var parameters = model.parameters().ToList();
+        var parameters = model.named_parameters()
+            .Where(p => !(warmed && c.FreezeWarmedVision && p.name.StartsWith("visual.", StringComparison.Ordinal)))
+            .Select(p => p.parameter).ToList();
         var result = SftRunner.Train(model, encoder, samples, parameters, options, c.BatchSize,
             progress: ProgressReporter.Create(), resume: true);
         s.Log($"pretraining loss {result.Losses.FirstOrDefault():F3} → {result.Losses.LastOrDefault():F3}");
@@ -48,6 +54,45 @@ public static class BaseStage
         Qwen25VL.Save(model, run.BaseDir, companionsFrom: companions);
         Directory.CreateDirectory(Path.GetDirectoryName(run.MetricsPath("pretrain"))!);
         File.Copy(Path.Combine(run.WorkDir("base"), "metrics.jsonl"), run.MetricsPath("pretrain"), overwrite: true);
-        return Directory.GetFiles(run.BaseDir).Append(run.MetricsPath("pretrain")).ToList();
+        var outputs = Directory.GetFiles(run.BaseDir).Append(run.MetricsPath("pretrain"));
+        return (warmed ? outputs.Append(run.MetricsPath("vision-warmup")) : outputs).ToList();
     });
+
+    /// <summary>
+    /// The supervised vision warm-up (<see cref="VisionWarmup"/>) on the image findings of the SFT split, scored on the
+    /// validation split; false when it is off or the data carries no image-finding labels (not MedSynth).
+    /// </summary>
+    static bool WarmUpVision(RunContext run, Qwen25VLForConditionalGeneration model, ImageProcessor processor, StageContext s)
+    {
+        var c = run.Config.Base;
+        if (c.VisionWarmupSteps <= 0) return false;
+        List<ImageLabelSample>? Labelled(string split)
+        {
+            var samples = new List<ImageLabelSample>();
+            foreach (var item in run.Items(split))
+            {
+                if (ImageFindingLabels.For(item) is not { } targets || item.Images.Count != 1) return null;
+                samples.Add(new ImageLabelSample(Path.Combine(run.DataDir, item.Images[0]), targets));
+            }
+            return samples;
+        }
+        if (Labelled("sft") is not { } train || Labelled("val") is not { } heldOut)
+        {
+            s.Log("vision warm-up skipped: the data carries no MedSynth image-finding labels");
+            return false;
+        }
+        var options = new TrainerOptions
+        {
+            LearningRate = c.VisionWarmupLearningRate, WarmupSteps = Math.Max(1, c.VisionWarmupSteps / 10), TotalSteps = c.VisionWarmupSteps,
+            ClipNorm = 1.0, Seed = run.Config.Seed, OutputDir = run.WorkDir("vision-warmup"), CheckpointEvery = 100, Description = "vision warm-up",
+        };
+        var result = VisionWarmup.Train(model.visual, processor, train, heldOut, ImageFindingLabels.Count, options,
+            c.VisionWarmupBatchSize, ProgressReporter.Create(), resume: true);
+        s.Log($"vision warm-up loss {result.Run.Losses.FirstOrDefault():F3} → {result.Run.Losses.LastOrDefault():F3}; held-out accuracy per image finding:");
+        for (int i = 0; i < result.HeldOutAccuracy.Length; i++)
+            s.Log($"  {ImageFindingLabels.Name(i)}: {100 * result.HeldOutAccuracy[i]:F1} %");
+        Directory.CreateDirectory(Path.GetDirectoryName(run.MetricsPath("vision-warmup"))!);
+        File.Copy(Path.Combine(run.WorkDir("vision-warmup"), "metrics.jsonl"), run.MetricsPath("vision-warmup"), overwrite: true);
+        return true;
+    }
 }
