@@ -90,7 +90,7 @@ public static class BaseStage
             c.VisionWarmupBatchSize, ProgressReporter.Create(), resume: true);
         s.Log($"vision warm-up loss {result.Run.Losses.FirstOrDefault():F3} → {result.Run.Losses.LastOrDefault():F3}; held-out accuracy per image finding:");
         for (int i = 0; i < result.HeldOutAccuracy.Length; i++)
-            s.Log($"  {ImageFindingLabels.Name(i)}: {100 * result.HeldOutAccuracy[i]:F1} %");
+            s.Log($"  {ImageFindingLabels.Name(i)}: " + (double.IsNaN(result.HeldOutAccuracy[i]) ? "no held-out image" : $"{100 * result.HeldOutAccuracy[i]:F1} %"));
         Directory.CreateDirectory(Path.GetDirectoryName(run.MetricsPath("vision-warmup"))!);
         File.Copy(Path.Combine(run.WorkDir("vision-warmup"), "metrics.jsonl"), run.MetricsPath("vision-warmup"), overwrite: true);
         return true;
