@@ -34,8 +34,9 @@ public static class BaseStage
         using var model = Qwen25VL.CreateRandom(config, run.Config.Seed);
         s.Log($"{c.Preset}: {model.ParameterCount():N0} parameters, vocabulary {config.VocabSize}");
 
-        bool warmed = WarmUpVision(run, model, processor, s);
-        var samples = run.Items("sft").Select(i => MedItemSamples.Training(i, run.DataDir, run.Trace)).ToList();
+        var sftItems = run.Items("sft");
+        bool warmed = WarmUpVision(run, sftItems, model, processor, s);
+        var samples = sftItems.Select(i => MedItemSamples.Training(i, run.DataDir, run.Trace)).ToList();
         var options = new TrainerOptions
         {
             LearningRate = c.LearningRate, WarmupSteps = Math.Max(1, c.PretrainSteps / 10), TotalSteps = c.PretrainSteps,
@@ -62,21 +63,21 @@ public static class BaseStage
     /// The supervised vision warm-up (<see cref="VisionWarmup"/>) on the image findings of the SFT split, scored on the
     /// validation split; false when it is off or the data carries no image-finding labels (not MedSynth).
     /// </summary>
-    static bool WarmUpVision(RunContext run, Qwen25VLForConditionalGeneration model, ImageProcessor processor, StageContext s)
+    static bool WarmUpVision(RunContext run, IReadOnlyList<MedItem> sftItems, Qwen25VLForConditionalGeneration model, ImageProcessor processor, StageContext s)
     {
         var c = run.Config.Base;
         if (c.VisionWarmupSteps <= 0) return false;
-        List<ImageLabelSample>? Labelled(string split)
+        List<ImageLabelSample>? Labelled(IEnumerable<MedItem> items)
         {
             var samples = new List<ImageLabelSample>();
-            foreach (var item in run.Items(split))
+            foreach (var item in items)
             {
                 if (ImageFindingLabels.For(item) is not { } targets || item.Images.Count != 1) return null;
                 samples.Add(new ImageLabelSample(Path.Combine(run.DataDir, item.Images[0]), targets));
             }
             return samples;
         }
-        if (Labelled("sft") is not { } train || Labelled("val") is not { } heldOut)
+        if (Labelled(sftItems) is not { } train || Labelled(run.Items("val")) is not { } heldOut)
         {
             s.Log("vision warm-up skipped: the data carries no MedSynth image-finding labels");
             return false;
