@@ -38,13 +38,9 @@ public static class VisionWarmup
         long tokens;
         using (var first = processor.Process(new[] { train[0].ImagePath })) tokens = first.TokenCounts[0];
         var device = tower.parameters().First().device;
-        Linear probe;
-        using (var _ = NewDisposeScope())
-        {
-            random.manual_seed(Seeds.Derive(options.Seed, "vision-warmup-probe"));
-            probe = nn.Linear(tokens * tower.OutHiddenSize, labelCount);
-            probe.to(device);
-        }
+        random.manual_seed(Seeds.Derive(options.Seed, "vision-warmup-probe"));
+        using var probe = nn.Linear(tokens * tower.OutHiddenSize, labelCount);
+        probe.to(device);
         var parameters = tower.parameters().Concat(probe.parameters()).ToList();
 
         Batch BatchOf(IReadOnlyList<ImageLabelSample> samples)
@@ -108,7 +104,6 @@ public static class VisionWarmup
                         if (predicted[i * labelCount + label] == value) correct[label]++;
                     }
             }
-        probe.Dispose();
         return new VisionWarmupResult(run, correct.Select((c, i) => seen[i] > 0 ? c / seen[i] : double.NaN).ToArray());
     }
 
