@@ -42,9 +42,11 @@ public static class BaseStage
             LearningRate = c.LearningRate, WarmupSteps = Math.Max(1, c.PretrainSteps / 10), TotalSteps = c.PretrainSteps,
             ClipNorm = 1.0, Seed = run.Config.Seed, OutputDir = run.WorkDir("base"), CheckpointEvery = 50, Description = "pretrain",
         };
-        var parameters = model.named_parameters()
-            .Where(p => !(warmed && c.FreezeWarmedVision && p.name.StartsWith("visual.", StringComparison.Ordinal)))
-            .Select(p => p.parameter).ToList();
+        // A frozen tower gets no gradient at all (requires_grad off), so backward stops at its output instead of
+        // computing and accumulating gradients the optimizer never reads.
+        if (warmed && c.FreezeWarmedVision)
+            foreach (var p in model.visual.parameters()) p.requires_grad = false;
+        var parameters = model.parameters().Where(p => p.requires_grad).ToList();
         var result = SftRunner.Train(model, encoder, samples, parameters, options, c.BatchSize,
             progress: ProgressReporter.Create(), resume: true);
         s.Log($"pretraining loss {result.Losses.FirstOrDefault():F3} → {result.Losses.LastOrDefault():F3}");
