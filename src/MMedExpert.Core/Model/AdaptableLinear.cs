@@ -28,6 +28,9 @@ public sealed class AdaptableLinear : nn.Module<Tensor, Tensor>
     /// <summary>Set by the LoRA code; null for the plain layer.</summary>
     public ILinearAdapter? Adapter { get; set; }
 
+    /// <summary>Dtype of the product when it differs from the weights' (mixed precision, see <see cref="MixedPrecision"/>).</summary>
+    public ScalarType? ComputeDType { get; set; }
+
     public AdaptableLinear(string name, long inFeatures, long outFeatures, bool hasBias = true, ScalarType? dtype = null)
         : base(name)
     {
@@ -47,7 +50,7 @@ public sealed class AdaptableLinear : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor input)
     {
-        var y = nn.functional.linear(input, weight, bias);
+        var y = MixedPrecision.Linear(input, weight, bias, ComputeDType);
         return Adapter is null ? y : Adapter.Apply(input, y);
     }
 }

@@ -78,12 +78,16 @@ public static class Qwen25VL
     /// complete or not at all): config.json, the weights (sharded above <paramref name="maxShardBytes"/>), and the
     /// <see cref="CompanionFiles"/> found in <paramref name="companionsFrom"/> (e.g. the folder the model was loaded from).
     /// </summary>
+    /// <paramref name="dtype"/> stores the weights in another dtype (e.g. bf16 to halve a shipped checkpoint).
     public static void Save(Qwen25VLForConditionalGeneration model, string dir, string? companionsFrom = null,
-        long maxShardBytes = 5L << 30, bool newerScheme = false)
+        long maxShardBytes = 5L << 30, bool newerScheme = false, ScalarType? dtype = null)
     {
+        using var scope = NewDisposeScope();
+        var state = Qwen25VLWeights.StateToSave(model, newerScheme);
+        if (dtype is { } d) state = state.Select(kv => new KeyValuePair<string, Tensor>(kv.Key, kv.Value.to_type(d))).ToList();
         AtomicFile.WriteDirectory(dir, tmp =>
         {
-            Checkpoint.Save(tmp, Qwen25VLWeights.StateToSave(model, newerScheme), maxShardBytes);
+            Checkpoint.Save(tmp, state, maxShardBytes);
             model.Config.Save(Path.Combine(tmp, "config.json"));
             if (companionsFrom is not null)
                 foreach (var name in CompanionFiles)

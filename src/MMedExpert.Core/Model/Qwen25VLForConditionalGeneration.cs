@@ -65,7 +65,10 @@ public sealed class Qwen25VLForConditionalGeneration : nn.Module
 
     /// <summary>Vocabulary logits of hidden states [..., hidden] (through the tied embedding matrix when lm_head is absent).</summary>
     public Tensor Logits(Tensor hidden) =>
-        lm_head is not null ? lm_head.forward(hidden) : nn.functional.linear(hidden, model.embed_tokens.weight!);
+        lm_head is not null ? lm_head.forward(hidden) : MixedPrecision.Linear(hidden, model.embed_tokens.weight!, null, ComputeDType);
+
+    /// <summary>Compute dtype of the tied output projection (set with the linear layers by <see cref="MixedPrecision.Apply"/>).</summary>
+    public ScalarType? ComputeDType { get; set; }
 
     /// <summary>
     /// Last hidden states [batch, seq, hidden] of a (left-)padded batch, positions from <see cref="GetRopeIndex"/>; with a

@@ -86,7 +86,10 @@ public sealed class VisionChatEncoder(Qwen2Tokenizer tokenizer, ImageProcessor i
 
     static Tensor GridTensor(List<long[]> grids) => tensor(grids.SelectMany(g => g).ToArray(), new long[] { grids.Count, 3 });
 
-    /// <summary>A right-padded training batch; the loss covers the assistant's tokens (content and &lt;|im_end|&gt;).</summary>
+    /// <summary>
+    /// A right-padded training batch; the loss covers the assistant's tokens (content and &lt;|im_end|&gt;, or the content
+    /// only for an <see cref="VisionChatSample.Open"/> sample).
+    /// </summary>
     public TrainingBatch Training(IReadOnlyList<VisionChatSample> samples, int maxLength = int.MaxValue)
     {
         var encodings = new List<ChatEncoding>();
@@ -97,6 +100,7 @@ public sealed class VisionChatEncoder(Qwen2Tokenizer tokenizer, ImageProcessor i
             var (enc, processed) = Encode(s, forGeneration: false);
             if (enc.Ids.Length > maxLength)
                 throw new ArgumentException($"sample of {enc.Ids.Length} tokens exceeds the maximum length {maxLength}");
+            if (s.Open) enc.AssistantMask[Array.LastIndexOf(enc.AssistantMask, true)] = false;   // the turn's <|im_end|>
             encodings.Add(enc);
             if (processed != null) { pixels.Add(processed.PixelValues); grids.AddRange(processed.GridThw); }
         }

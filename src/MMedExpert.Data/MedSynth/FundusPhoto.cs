@@ -3,8 +3,11 @@ namespace MMedExpert.Data.MedSynth;
 /// <summary>
 /// Fundus-like colour photograph: orange retina, bright optic disc (on the right of the image for a right eye), darker
 /// macula, vessel arcades leaving the disc; lesions (dark-red haemorrhages or yellow exudates, the kind being a nuisance)
-/// cluster around the disc or around the macula, few (≤ 4) or numerous (≥ 6). Difficulty lowers lesion contrast,
-/// brings the counts towards the threshold of 5, adds grain and faint peripheral drusen-like dots (distractors).
+/// cluster around the disc, on its side away from the macula, or around the macula; few (≤ 3) or numerous (≥ 7).
+/// Lesions are 7–10 px across at 112 px and the two sites are two merged vision tokens (28 px) apart, so both findings
+/// are legible to a 14-px-patch tower (the earlier 2–5 px dots were not: paper/learnability/README.md, section 4).
+/// Difficulty lowers lesion contrast, brings the counts towards the threshold of 5, adds grain and faint peripheral
+/// drusen-like dots (distractors).
 /// </summary>
 public static class FundusPhoto
 {
@@ -39,28 +42,28 @@ public static class FundusPhoto
         bool haemorrhage = rng.Chance(0.5);
         var colour = haemorrhage ? new Rgb(0.40, 0.04, 0.03) : new Rgb(1.0, 0.92, 0.45);
         double alpha = Scenes.Lerp(1.0, 0.6, d);
-        int n = numerous ? rng.Int((int)Math.Round(Scenes.Lerp(8, 6, d)), (int)Math.Round(Scenes.Lerp(12, 8, d)))
-                         : rng.Int(1, (int)Math.Round(Scenes.Lerp(3, 4, d)));
+        int n = numerous ? rng.Int((int)Math.Round(Scenes.Lerp(8, 6, d)), (int)Math.Round(Scenes.Lerp(11, 8, d)))
+                         : rng.Int(1, (int)Math.Round(Scenes.Lerp(2, 4, d)));
         double discDist = 0, macDist = 0;
         for (int i = 0; i < n; i++)
         {
             double x, y;
             if (peripapillary)
             {
-                // Around the disc, outside the 120° arc that faces the macula, at 1.3–2.4 disc radii.
+                // Around the disc, on its half away from the macula (no lesion between disc and macula), at 1.3–2.3 disc radii.
                 double ux, uy;
                 do { (ux, uy) = rng.UnitVector(); }
-                while (ux * (macX - discX) + uy * (macY - discY) > 0.5 * Math.Sqrt((macX - discX) * (macX - discX) + (macY - discY) * (macY - discY)));
-                double r = rng.Uniform(1.3, 2.4) * discR;
+                while (ux * (macX - discX) + uy * (macY - discY) > 0);
+                double r = rng.Uniform(1.3, 2.3) * discR;
                 x = discX + ux * r; y = discY + uy * r;
             }
             else
             {
                 var (ux, uy) = rng.UnitVector();
-                double r = rng.Uniform(0.0, Scenes.Lerp(0.10, 0.12, d));
+                double r = rng.Uniform(0.0, Scenes.Lerp(0.09, 0.11, d));
                 x = macX + ux * r; y = macY + uy * r;
             }
-            double rad = (haemorrhage ? rng.Uniform(0.016, 0.026) : rng.Uniform(0.010, 0.017)) * S;
+            double rad = (haemorrhage ? rng.Uniform(0.036, 0.046) : rng.Uniform(0.032, 0.042)) * S;
             c.Disk(x * S, y * S, rad, colour, alpha, edge: haemorrhage ? 0.4 : 0.5);
             discDist += Math.Sqrt((x - discX) * (x - discX) + (y - discY) * (y - discY));
             macDist += Math.Sqrt((x - macX) * (x - macX) + (y - macY) * (y - macY));

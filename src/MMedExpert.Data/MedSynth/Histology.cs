@@ -1,13 +1,15 @@
 namespace MMedExpert.Data.MedSynth;
 
 /// <summary>
-/// Histology-like H&amp;E field: pink stroma with fibres, 24–40 cells with pale cytoplasm and purple nuclei. Nuclear size
-/// (small uniform vs enlarged pleomorphic) and cell shape (round vs spindle, spindles aligned in a fascicle) carry the
-/// findings; cell density and stain tone are nuisances. Difficulty shrinks the size ratio and the elongation and adds grain.
+/// Histology-like H&amp;E field at low power: pink stroma with fibres, 7–16 cells with pale cytoplasm and purple nuclei.
+/// Nuclear size (small uniform vs enlarged pleomorphic) and cell shape (round vs spindle, spindles aligned in a fascicle)
+/// carry the findings; cell density and stain tone are nuisances. Nuclei are 8–13 px across at 112 px (spindles up to
+/// 25 px long), so size and elongation are legible to a 14-px-patch tower (the earlier 2–4 px nuclei were not:
+/// paper/learnability/README.md, section 4). Difficulty shrinks the size ratio and the elongation and adds grain.
 /// </summary>
 public static class Histology
 {
-    public const double BaseRadius = 0.022;        // small nuclei: equivalent radius as a fraction of the image
+    public const double BaseRadius = 0.036;        // small nuclei: equivalent radius as a fraction of the image
     public const double EnlargedThreshold = 1.17;  // mean radius / base above which nuclei read as enlarged
     public const double SpindleThreshold = 1.45;   // mean long/short axis ratio above which cells read as spindles
 
@@ -25,11 +27,16 @@ public static class Histology
             c.Stroke(x, y, x + ux * len, y + uy * len, 0.006 * S, new Rgb(0.80, 0.42, 0.62), 0.35);
         }
 
-        double ratio = enlarged ? Scenes.Lerp(1.8, 1.35, d) : 1.0;
+        double ratio = enlarged ? Scenes.Lerp(1.6, 1.3, d) : 1.0;
         double jitter = enlarged ? 0.25 : 0.08;   // pleomorphism: enlarged nuclei also vary more in size
-        double elong = spindle ? Scenes.Lerp(3.0, 1.9, d) : 1.0;
-        var (fx, fy) = rng.UnitVector();            // fascicle direction of spindle cells
-        int grid = rng.Int(5, 6);
+        double elong = spindle ? Scenes.Lerp(4.5, 2.5, d) : 1.0;
+        // Fascicle direction of spindle cells: sections are cut along the fascicle and mounted with it horizontal (within
+        // 15°). Elongation in one known direction is a linear patch feature (horizontal minus vertical edge energy, zero for
+        // round cells of any size); "elongated along either axis" is not, and a probe on pooled tower features read it at
+        // about 62 % where the axis was random (paper/learnability/README.md).
+        double angle = rng.Uniform(-Math.PI / 12, Math.PI / 12);
+        var (fx, fy) = (Math.Cos(angle), Math.Sin(angle));
+        int grid = rng.Int(3, 4);
         double cell = S / grid;
         double sumRadius = 0, sumAspect = 0;
         int n = 0;

@@ -31,6 +31,18 @@ public static class ImageFindingLabels
         return first is null || second is null ? null : new[] { (2 * s, first.Value), (2 * s + 1, second.Value) };
     }
 
+    /// <summary>The vision warm-up's samples (image path and labels) of <paramref name="items"/>; null when one is not a single-image MedSynth item.</summary>
+    public static List<MMedExpert.Core.Training.ImageLabelSample>? Samples(IEnumerable<MedItem> items, string baseDir)
+    {
+        var samples = new List<MMedExpert.Core.Training.ImageLabelSample>();
+        foreach (var item in items)
+        {
+            if (For(item) is not { } targets || item.Images.Count != 1) return null;
+            samples.Add(new(Path.Combine(baseDir, item.Images[0]), targets));
+        }
+        return samples;
+    }
+
     private static bool? Read(MedItem item, Finding finding)
     {
         foreach (var f in item.Guideline.KeyFindings)

@@ -21,7 +21,8 @@ public static class MedSynthGenerator
     public const string ReportPrefix = "Imaging report: ";
     const ulong BlockStream = 1, TextStream = 2, ImageStream = 3, OptionStream = 4;
 
-    static readonly string[] Stems =
+    /// <summary>The closing question of every item (the perception curriculum replaces it to ask about a finding).</summary>
+    public static readonly IReadOnlyList<string> Stems =
     [
         "What is the most likely diagnosis?",
         "Which diagnosis best explains the clinical and imaging findings?",

@@ -69,17 +69,7 @@ public static class BaseStage
     {
         var c = run.Config.Base;
         if (c.VisionWarmupSteps <= 0) return false;
-        List<ImageLabelSample>? Labelled(IEnumerable<MedItem> items)
-        {
-            var samples = new List<ImageLabelSample>();
-            foreach (var item in items)
-            {
-                if (ImageFindingLabels.For(item) is not { } targets || item.Images.Count != 1) return null;
-                samples.Add(new ImageLabelSample(Path.Combine(run.DataDir, item.Images[0]), targets));
-            }
-            return samples;
-        }
-        if (Labelled(sftItems) is not { } train || Labelled(run.Items("val")) is not { } heldOut)
+        if (ImageFindingLabels.Samples(sftItems, run.DataDir) is not { } train || ImageFindingLabels.Samples(run.Items("val"), run.DataDir) is not { } heldOut)
         {
             s.Log("vision warm-up skipped: the data carries no MedSynth image-finding labels");
             return false;
