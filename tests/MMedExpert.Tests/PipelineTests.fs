@@ -13,11 +13,11 @@ let private config =
     """{
   "name": "tiny",
   "data": { "items": 64, "image_size": 56 },
-  "base": { "preset": "tiny", "tokenizer_vocab": 500, "vision_warmup_steps": 3, "vision_warmup_batch_size": 4,
+  "base": { "source": "scratch", "preset": "tiny", "tokenizer_vocab": 500, "vision_warmup_steps": 3, "vision_warmup_batch_size": 4,
             "pretrain_steps": 3, "batch_size": 4 },
   "dsa": { "specialties": [ "adult_medicine", "pediatrics" ], "inits": [ "gaussian", "pissa" ], "steps": 2, "batch_size": 2 },
-  "gba": { "steps": 1, "prompts_per_step": 2, "group_size": 2, "max_new_tokens": 12 },
-  "eval": { "max_items": 8, "batch_size": 8, "max_new_tokens": 12, "bootstrap_resamples": 50 }
+  "gba": { "steps": 1, "prompts_per_step": 2, "group_size": 2, "max_new_tokens": 12, "seeds": 2 },
+  "eval": { "per_specialty": 0, "max_items": 8, "batch_size": 8, "max_new_tokens": 12, "bootstrap_resamples": 50 }
 }"""
 
 let private stages = [ "data"; "tokenizer"; "base"; "dsa"; "rl"; "merge"; "eval"; "report" ]
@@ -48,10 +48,12 @@ let tests =
             let report = File.ReadAllText(Path.Combine(run, "report.md"))
             for row in [ "| base |"; "| adult_medicine-sft |"; "| pediatrics-gba |"; "| pediatrics-grpo |"
                          "| merged-conflict_aware-gba |"; "| merged-ties-gba |"; "| merged-task_arithmetic-gba |"
-                         "| merged-conflict_aware-grpo |" ] do
+                         "| merged-conflict_aware-grpo |"; "| merged-conflict_aware-gba-seed1 |"; "| merged-conflict_aware-grpo-seed1 |" ] do
                 Expect.stringContains report row $"the main table has the row {row}"
             Expect.stringContains report "## Timings" "timings"
             Expect.stringContains report "Merged model" "the merged-vs-base claim is checked"
+            Expect.stringContains report "over 2 RL seeds" "GBA vs GRPO is reported over the seeds"
+            Expect.stringContains report "paired by seed" "with the paired differences"
             let saved = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "config.json")))
             Expect.equal (saved["seed"].GetValue<int64>()) 20260101L "config.json records the seed"
             Expect.equal (saved["base"].["preset"].GetValue<string>()) "tiny" "and the overridden fields"

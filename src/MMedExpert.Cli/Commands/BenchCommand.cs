@@ -8,9 +8,10 @@ public static class BenchCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("bench", "Benchmarks: print figures and same-run ratios (io, model, lora, tokenizer, merge, rl)");
+        var cmd = new Command("bench", "Benchmarks: print figures and same-run ratios (io, model, train, lora, tokenizer, merge, rl)");
         cmd.Subcommands.Add(IoBench.Create());
         cmd.Subcommands.Add(ModelBench.Create());
+        cmd.Subcommands.Add(TrainBench.Create());
         cmd.Subcommands.Add(LoraBench.Create());
         cmd.Subcommands.Add(RlBench.Create());
         cmd.Subcommands.Add(TokenizerBench.Create());

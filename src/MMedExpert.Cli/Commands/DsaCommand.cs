@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using MMedExpert.Core;
 using MMedExpert.Core.Lora;
+using MMedExpert.Core.Model;
 using MMedExpert.Core.Runtime;
 using MMedExpert.Core.Training;
 using MMedExpert.Core.Training.Sft;
@@ -32,6 +33,8 @@ public sealed record DsaSettings
     /// <summary>Which trace the experts learn to write (Full: the item's own; Compact: findings and conclusion only).</summary>
     public TraceStyle Trace { get; init; } = TraceStyle.Full;
     public bool Resume { get; init; }
+    /// <summary>Matmul precision: fp32, or bf16 mixed precision (fp32 master weights and optimizer state).</summary>
+    public string Dtype { get; init; } = "fp32";
 }
 
 /// <summary>What one expert's training did.</summary>
@@ -74,8 +77,9 @@ public static class DsaCommand
         var trace = new Option<string>("--trace") { Description = "Trace to learn: full (the item's reasoning) or compact (findings + conclusion)", DefaultValueFactory = _ => "full" };
         var resume = new Option<bool>("--resume") { Description = "Continue each expert from its checkpoint (finished experts are kept)" };
         var json = new Option<bool>("--json") { Description = "Print the results as JSON" };
+        var dtype = new Option<string>("--dtype") { Description = "Matmul precision: fp32, or bf16 (mixed precision, fp32 master weights)", DefaultValueFactory = _ => "fp32" };
         var cmd = new Command("dsa", "Domain-Specific Adaptation: one LoRA expert per specialty (SFT on reasoning traces), each from its own initialization");
-        foreach (var o in new Option[] { data, baseDir, outDir, specialties, inits, rank, alpha, dropout, steps, batch, accumulation, lr, warmup, checkpointEvery, seed, trace, resume, json })
+        foreach (var o in new Option[] { data, baseDir, outDir, specialties, inits, rank, alpha, dropout, steps, batch, accumulation, lr, warmup, checkpointEvery, seed, trace, resume, json, dtype })
             cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
@@ -95,6 +99,7 @@ public static class DsaCommand
                     var other => throw new MmxException($"--trace: expected full or compact, got '{other}'"),
                 },
                 Resume = parse.GetValue(resume),
+                Dtype = parse.GetValue(dtype)!,
             };
             var results = Run(settings, ProgressReporter.Create());
             if (parse.GetValue(json)) CommandKit.WriteSnakeJson(results);
@@ -161,7 +166,7 @@ public static class DsaCommand
             var lora = new LoraConfig { R = s.Rank, Alpha = s.Alpha, Dropout = s.Dropout, Init = init };
             var clock = Stopwatch.StartNew();
             var run = DsaRunner.TrainExpert(s.BaseDir, encoder, samples, specialty, lora, options, s.BatchSize, adapterDir,
-                Path.Combine(s.OutDir, "checkpoints", $"dsa-{specialty}"), progress, s.Resume);
+                Path.Combine(s.OutDir, "checkpoints", $"dsa-{specialty}"), progress, s.Resume, compute: MixedPrecision.Parse(s.Dtype));
             var curve = File.Exists(metrics) ? MetricsWriter.Read(metrics) : [];
             results.Add(new DsaExpertResult(specialty, init.Name(), samples.Count, run.LastStep,
                 curve.Count > 0 ? Loss(curve[0]) : null, curve.Count > 0 ? Loss(curve[^1]) : null,

@@ -18,6 +18,8 @@ namespace MMedExpert.Cli.Commands;
 public sealed record GbaSettings
 {
     public required string BaseDir { get; init; }
+    /// <summary>Matmul precision of rollouts and updates: fp32, or bf16 mixed precision (fp32 master weights).</summary>
+    public string Dtype { get; init; } = "fp32";
     public required string AdapterDir { get; init; }
     public required string Data { get; init; }
     public required string OutDir { get; init; }
@@ -74,9 +76,10 @@ public static class GbaCommand
         var metrics = new Option<string?>("--metrics") { Description = "Metrics JSONL path (default OUT/metrics.jsonl)" };
         var resume = new Option<bool>("--resume") { Description = "Continue from OUT/checkpoint" };
         var json = new Option<bool>("--json") { Description = "Print the result as JSON" };
+        var dtype = new Option<string>("--dtype") { Description = "Matmul precision: fp32, or bf16 (mixed precision, fp32 master weights)", DefaultValueFactory = _ => "fp32" };
         var cmd = new Command("gba", "RL of one expert's adapter with guideline-based advantages (GRPO-style; --advantage for ablations)");
         foreach (var o in new Option[] { baseDir, adapter, data, spec, outDir, specialty, advantage, steps, group, prompts, beta, kl, aggregation,
-                                          multiStrategy, temperature, topP, maxNew, lr, updates, rolloutBatch, checkpointEvery, seed, metrics, resume, json })
+                                          multiStrategy, temperature, topP, maxNew, lr, updates, rolloutBatch, checkpointEvery, seed, metrics, resume, json, dtype })
             cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
@@ -85,7 +88,7 @@ public static class GbaCommand
             {
                 BaseDir = parse.GetValue(baseDir)!, AdapterDir = parse.GetValue(adapter)!, Data = parse.GetValue(data)!, Spec = parse.GetValue(spec),
                 OutDir = parse.GetValue(outDir)!, Specialty = parse.GetValue(specialty), Advantage = parse.GetValue(advantage)!,
-                MetricsPath = parse.GetValue(metrics), Resume = parse.GetValue(resume),
+                MetricsPath = parse.GetValue(metrics), Resume = parse.GetValue(resume), Dtype = parse.GetValue(dtype)!,
                 Grpo = new GrpoOptions
                 {
                     Steps = parse.GetValue(steps), GroupSize = parse.GetValue(group), PromptsPerStep = parse.GetValue(prompts),
@@ -144,7 +147,9 @@ public static class GbaCommand
         var (items, _, dataDir) = MedItemData.Load(s.Data, Vocabulary.Rl, s.Specialty);
         var samples = items.Select(i => new RlSample(MedItemSamples.Prompt(i, dataDir), MedItemSamples.Annotations(i))).ToList();
 
+        var compute = MixedPrecision.Parse(s.Dtype);
         using var model = Qwen25VL.Load(s.BaseDir);
+        MixedPrecision.Apply(model, compute);
         using var adapters = new LoraAdapters(model);
         const string name = "expert";
         adapters.Load(s.AdapterDir, name);

@@ -15,12 +15,14 @@ public static class PipelineCommand
         var runs = new Option<string>("--runs") { Description = "Folder of runs", DefaultValueFactory = _ => "runs" };
         var from = new Option<string?>("--from") { Description = "Rerun from this stage: data, tokenizer, base, dsa, rl, merge, eval, report" };
         var cmd = new Command("pipeline", "Run the whole method: MedSynth → base → DSA experts → GBA RL → conflict-aware merge → eval → report");
-        foreach (var o in new Option[] { config, name, runs, from }) cmd.Options.Add(o);
+        var baseModel = new Option<string?>("--base") { Description = "shipped (the pretrained embedded base, default), scratch (build and pretrain one briefly), or a checkpoint folder (HF layout)" };
+        foreach (var o in new Option[] { config, name, runs, from, baseModel }) cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
             CommandKit.ConfigureTorch(parse);
             var cfg = parse.GetValue(config) is { } path ? PipelineConfig.Load(path) : new PipelineConfig();
             if (parse.GetValue(name) is { } n) cfg = cfg with { Name = n };
+            if (parse.GetValue(baseModel) is { } b) cfg = cfg with { Base = WithBase(cfg.Base, b) };
             string runDir = Path.Combine(parse.GetValue(runs)!, cfg.Name);
             Directory.CreateDirectory(runDir);
             string json = cfg.ToJson();
@@ -36,5 +38,15 @@ public static class PipelineCommand
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>--base: a source name, or a checkpoint folder that must exist with its config.json.</summary>
+    static BaseConfig WithBase(BaseConfig b, string value)
+    {
+        if (value is BaseConfig.Shipped or BaseConfig.Scratch) return b with { Source = value, Checkpoint = null };
+        string full = Path.GetFullPath(value);
+        if (!Directory.Exists(full)) throw new PipelineException($"--base {value}: no such folder (expected shipped, scratch, or a checkpoint folder)");
+        if (!File.Exists(Path.Combine(full, "config.json"))) throw new PipelineException($"--base {value}: {Path.Combine(full, "config.json")} not found (not a checkpoint folder in the Hugging Face layout)");
+        return b with { Checkpoint = full };
     }
 }

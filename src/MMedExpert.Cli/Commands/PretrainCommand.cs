@@ -40,9 +40,18 @@ public static class PretrainCommand
                 CheckpointEvery = parse.GetValue(checkpointEvery), ReadoutItems = parse.GetValue(readout),
                 Command = "./mmx " + string.Join(" ", Environment.GetCommandLineArgs().Skip(1)),
             };
-            var p = BasePretraining.Run(settings, ProgressReporter.Create(), Console.WriteLine);
-            Console.WriteLine($"wrote {settings.OutDir} (sha256 {p.Sha256}; {p.WallSeconds:0} s in all)");
-            return 0;
+            // Ctrl-C stops after the current step, with a checkpoint; the same command resumes.
+            using var stop = new CancellationTokenSource();
+            ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; stop.Cancel(); };
+            Console.CancelKeyPress += onCancel;
+            try
+            {
+                var p = BasePretraining.Run(settings, ProgressReporter.Create(), Console.WriteLine, stop.Token);
+                if (p is null) { Console.WriteLine($"stopped; checkpoints are in {settings.WorkDir} (rerun the same command to resume)"); return 1; }
+                Console.WriteLine($"wrote {settings.OutDir} (sha256 {p.Sha256}; {p.WallSeconds:0} s in all)");
+                return 0;
+            }
+            finally { Console.CancelKeyPress -= onCancel; }
         });
         return cmd;
     }

@@ -59,8 +59,14 @@ public sealed record DataConfig
 
 public sealed record BaseConfig
 {
-    /// <summary>A Qwen2.5-VL checkpoint folder (HF layout); when null a <see cref="Preset"/> model is built and pretrained.</summary>
+    /// <summary>A Qwen2.5-VL checkpoint folder (HF layout); when null, <see cref="Source"/> says which base the run uses.</summary>
     public string? Checkpoint { get; init; }
+    /// <summary>
+    /// Without a checkpoint: <c>shipped</c>, the pretrained embedded base in models/medsynth-base (its SHA-256 checked
+    /// against its provenance), or <c>scratch</c>, a <see cref="Preset"/> model built, warmed up and pretrained briefly here.
+    /// </summary>
+    public string Source { get; init; } = Shipped;
+    public const string Shipped = "shipped", Scratch = "scratch";
     public string Preset { get; init; } = "small";
     /// <summary>A tokenizer.json to use; when null the pipeline trains its own on the data's text.</summary>
     public string? Tokenizer { get; init; }
@@ -75,6 +81,11 @@ public sealed record BaseConfig
     public int BatchSize { get; init; } = 8;
     public double LearningRate { get; init; } = 2e-3;
     public string Dtype { get; init; } = "fp32";
+    /// <summary>
+    /// Matmul precision of training, rollouts and evaluation (mixed precision: weights and optimizer state stay in
+    /// <see cref="Dtype"/>): bf16 is 1.6× faster per training step on the build machine (docs/benchmarks.md).
+    /// </summary>
+    public string ComputeDtype { get; init; } = "bf16";
 }
 
 public sealed record DsaConfig
@@ -103,6 +114,11 @@ public sealed record GbaConfig
     public string? Spec { get; init; }
     /// <summary>Advantage estimators to train with: the first is the method, the rest are ablations.</summary>
     public string[] Advantages { get; init; } = { "gba", "grpo" };
+    /// <summary>
+    /// RL seeds per advantage (paired: every advantage gets the same seeds). Seed 0's experts are experts/&lt;specialty&gt;/&lt;advantage&gt;;
+    /// seed k's are &lt;advantage&gt;-seed&lt;k&gt;, merged by the main method and evaluated merged, for the comparison over seeds.
+    /// </summary>
+    public int Seeds { get; init; } = 3;
 }
 
 public sealed record MergeConfig
@@ -115,8 +131,10 @@ public sealed record MergeConfig
 
 public sealed record EvalConfig
 {
-    /// <summary>Test items evaluated per model (0 = all).</summary>
-    public int MaxItems { get; init; } = 200;
+    /// <summary>Test items evaluated per model (0 = all), after <see cref="PerSpecialty"/>.</summary>
+    public int MaxItems { get; init; } = 0;
+    /// <summary>The first N test items of each specialty (0 = no cap): enough per specialty for the intervals to separate.</summary>
+    public int PerSpecialty { get; init; } = 100;
     public int BatchSize { get; init; } = 32;
     public int MaxNewTokens { get; init; } = 64;
     public int BootstrapResamples { get; init; } = 1000;

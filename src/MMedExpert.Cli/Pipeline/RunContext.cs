@@ -16,7 +16,15 @@ public sealed class RunContext(string runDir, PipelineConfig config)
 
     public string DataDir => Config.Data.Path is { } p ? Path.GetFullPath(p) : Path.Combine(RunDir, "data");
     public string Split(string name) => Path.Combine(DataDir, name + ".jsonl");
-    public string BaseDir => Config.Base.Checkpoint is { } c ? Path.GetFullPath(c) : Path.Combine(RunDir, "base");
+    public string BaseDir => Config.Base.Checkpoint is { } c ? Path.GetFullPath(c)
+        : Config.Base.Source switch
+        {
+            BaseConfig.Shipped => Pretraining.ShippedBase.DefaultDir,
+            BaseConfig.Scratch => Path.Combine(RunDir, "base"),
+            var other => throw new PipelineException($"base.source '{other}': expected {BaseConfig.Shipped} or {BaseConfig.Scratch} (or set base.checkpoint)"),
+        };
+    /// <summary>The base is built by this run (the from-scratch path), not brought from a folder.</summary>
+    public bool BuildsBase => Config.Base.Checkpoint is null && Config.Base.Source == BaseConfig.Scratch;
     public string ExpertDir(string specialty, string kind) => Path.Combine(RunDir, "experts", specialty, kind);
     public string WorkDir(string what) => Path.Combine(RunDir, "work", what);
     public string MergedDir(string method, string from) => Path.Combine(RunDir, "merged", $"{method}-{from}");
@@ -34,6 +42,16 @@ public sealed class RunContext(string runDir, PipelineConfig config)
         var other => throw new PipelineException($"base.dtype '{other}': expected fp32 or bf16"),
     };
 
+    /// <summary>The matmul dtype of training and decoding (base.compute_dtype; null = the weights' own).</summary>
+    public TorchSharp.torch.ScalarType? ComputeDType
+    {
+        get
+        {
+            try { return MixedPrecision.Parse(Config.Base.ComputeDtype, "base.compute_dtype"); }
+            catch (ArgumentException e) { throw new PipelineException(e.Message); }
+        }
+    }
+
     public IReadOnlyList<MedItem> Items(string split) => MedItemLoader.Load(Split(split)).Items;
 
     public Qwen2Tokenizer Tokenizer() => Qwen2Tokenizer.FromFile(Path.Combine(BaseDir, "tokenizer.json"));
@@ -45,6 +63,7 @@ public sealed class RunContext(string runDir, PipelineConfig config)
     public (Qwen25VLForConditionalGeneration Model, LoraAdapters? Lora) LoadModel(string modelDir, string? adapterDir = null, string adapterName = "expert")
     {
         var model = Qwen25VL.Load(modelDir, ModelDType);
+        MixedPrecision.Apply(model, ComputeDType);
         if (adapterDir is null) return (model, null);
         var lora = new LoraAdapters(model);
         lora.Load(adapterDir, adapterName);

@@ -29,10 +29,10 @@ public sealed record PretrainSettings
     public double Difficulty { get; init; } = 0.0;
     public long Seed { get; init; } = 7;
     public int TokenizerMerges { get; init; } = 2000;
-    public int VisionSteps { get; init; } = 1500;
+    public int VisionSteps { get; init; } = 1200;
     public int VisionBatchSize { get; init; } = 32;
     public double VisionLearningRate { get; init; } = 1e-3;
-    public int Steps { get; init; } = 6000;
+    public int Steps { get; init; } = 5000;
     public int BatchSize { get; init; } = 8;
     public double LearningRate { get; init; } = 2e-3;
     public string Dtype { get; init; } = "bf16";
@@ -51,7 +51,8 @@ public sealed record PretrainSettings
 /// </summary>
 public static class BasePretraining
 {
-    public static ShippedBaseProvenance Run(PretrainSettings p, ProgressReporter progress, Action<string> log)
+    /// <summary>Runs (or resumes) every phase; null when cancelled (the checkpoints keep what was done; rerun to resume).</summary>
+    public static ShippedBaseProvenance? Run(PretrainSettings p, ProgressReporter progress, Action<string> log, CancellationToken cancel = default)
     {
         var clock = Stopwatch.StartNew();
         var compute = MixedPrecision.Parse(p.Dtype);
@@ -68,7 +69,7 @@ public static class BasePretraining
 
         var samples = train.SelectMany((item, i) => PerceptionCurriculum.Samples(item, dataDir, p.DataSeed, i)).ToList();
         string tokenizerDir = Path.Combine(p.WorkDir, "tokenizer");
-        var tokenizer = TrainTokenizer(tokenizerDir, train, samples, p, log);
+        var tokenizer = TrainTokenizer(tokenizerDir, train, p, log);
         var processorConfig = new ImageProcessorConfig();
         AtomicFile.WriteAllText(Path.Combine(tokenizerDir, "preprocessor_config.json"), processorConfig.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         var processor = new ImageProcessor(processorConfig);
@@ -83,7 +84,8 @@ public static class BasePretraining
             {
                 LearningRate = p.VisionLearningRate, WarmupSteps = Math.Max(1, p.VisionSteps / 10), TotalSteps = p.VisionSteps, ClipNorm = 1.0,
                 Seed = p.Seed, OutputDir = Path.Combine(p.WorkDir, "vision-warmup"), CheckpointEvery = p.CheckpointEvery, Description = "vision warm-up",
-            }, p.VisionBatchSize, progress, resume: true);
+            }, p.VisionBatchSize, progress, resume: true, cancel);
+        if (!warm.Run.Completed) return null;
         log("vision warm-up (linear probe) held-out accuracy: " + string.Join(", ", warm.HeldOutAccuracy.Select((a, i) => $"{ImageFindingLabels.Name(i)} {100 * a:0.0} %")));
 
         MixedPrecision.Apply(model, compute);
@@ -91,22 +93,28 @@ public static class BasePretraining
         {
             LearningRate = p.LearningRate, WarmupSteps = Math.Max(1, p.Steps / 20), TotalSteps = p.Steps, ClipNorm = 1.0, Seed = p.Seed,
             OutputDir = Path.Combine(p.WorkDir, "pretrain"), CheckpointEvery = p.CheckpointEvery, Description = "pretrain",
-        }, p.BatchSize, progress: progress, resume: true);
-        log($"pretraining: steps {run.FirstStep}–{p.Steps} this session, loss {run.Losses.FirstOrDefault():F3} → {run.Losses.LastOrDefault():F3}");
+        }, p.BatchSize, progress: progress, resume: true, cancel: cancel);
+        log($"pretraining: steps {run.FirstStep}–{run.LastStep} this session, loss {run.Losses.FirstOrDefault():F3} → {run.Losses.LastOrDefault():F3}");
+        if (!run.Completed) return null;
 
         var readout = Readout(model, encoder, heldOut.Take(p.ReadoutItems).ToList(), dataDir, p.DataSeed, log);
         double seconds = SessionSeconds(p.WorkDir, clock.Elapsed.TotalSeconds);
-        Qwen25VL.Save(model, p.OutDir, companionsFrom: tokenizerDir, dtype: TorchSharp.torch.ScalarType.BFloat16);
-        var provenance = new ShippedBaseProvenance
+        // Weights and provenance appear together or not at all.
+        ShippedBaseProvenance provenance = null!;
+        AtomicFile.WriteDirectory(p.OutDir, tmp =>
         {
-            Command = p.Command, Commit = GitCommit(), Seed = p.Seed, DataSeed = p.DataSeed, Items = p.Items, Difficulty = p.Difficulty, Preset = p.Preset,
-            VisionSteps = p.VisionSteps, Steps = p.Steps, BatchSize = p.BatchSize, LearningRate = p.LearningRate, Dtype = p.Dtype,
-            WallSeconds = Math.Round(seconds, 1), FinalLoss = run.Losses.Count > 0 ? run.Losses[^1] : null,
-            ReadoutItems = readout.Items, FindingAccuracy = readout.Findings, FindingQuestionAccuracy = readout.FindingQuestions,
-            FormatRate = readout.Format, DiagnosisAccuracy = readout.Diagnosis,
-            Sha256 = ShippedBase.Sha256(Path.Combine(p.OutDir, ShippedBase.WeightsFile)),
-        };
-        ShippedBase.WriteProvenance(p.OutDir, provenance);
+            Qwen25VL.Save(model, tmp, companionsFrom: tokenizerDir, dtype: TorchSharp.torch.ScalarType.BFloat16);
+            provenance = new ShippedBaseProvenance
+            {
+                Command = p.Command, Commit = GitCommit(), Seed = p.Seed, DataSeed = p.DataSeed, Items = p.Items, Difficulty = p.Difficulty, Preset = p.Preset,
+                VisionSteps = p.VisionSteps, Steps = p.Steps, BatchSize = p.BatchSize, LearningRate = p.LearningRate, Dtype = p.Dtype,
+                WallSeconds = Math.Round(seconds, 1), FinalLoss = run.Losses.Count > 0 ? run.Losses[^1] : null,
+                ReadoutItems = readout.Items, FindingAccuracy = readout.Findings, FindingQuestionAccuracy = readout.FindingQuestions,
+                FormatRate = readout.Format, DiagnosisAccuracy = readout.Diagnosis,
+                Sha256 = ShippedBase.Sha256(Path.Combine(tmp, ShippedBase.WeightsFile)),
+            };
+            ShippedBase.WriteProvenance(tmp, provenance);
+        });
         return provenance;
     }
 
@@ -120,19 +128,23 @@ public static class BasePretraining
     }
 
     /// <summary>A byte-level BPE on the curriculum's text and the items' traces (vocabulary only: what later stages will write).</summary>
-    static Qwen2Tokenizer TrainTokenizer(string dir, IReadOnlyList<MedItem> items, IReadOnlyList<VisionChatSample> samples, PretrainSettings p, Action<string> log)
+    static Qwen2Tokenizer TrainTokenizer(string dir, IReadOnlyList<MedItem> items, PretrainSettings p, Action<string> log)
     {
         string path = Path.Combine(dir, "tokenizer.json");
         if (File.Exists(path)) return Qwen2Tokenizer.FromFile(path);
         const int textItems = 4000;   // enough text for 2000 merges; the rest repeats it
-        var texts = samples.Take(2 * textItems).SelectMany(s => new[] { s.UserText, s.AssistantText! })
-            .Concat(items.Take(textItems).SelectMany(i => new[] { MedItemSamples.CompactTrace(i), i.Reasoning })).ToList();
+        // From the items alone (prompts, traces, finding questions), so the tokenizer does not depend on the curriculum's targets.
+        var texts = items.Take(textItems).SelectMany(i => new[]
+        {
+            MedItemSamples.Prompt(i, "").UserText, MedItemSamples.CompactTrace(i), i.Reasoning,
+            MedItemSamples.Prompt(PerceptionCurriculum.FindingQuestionItem(i, SeededRandom.For(p.DataSeed, 13, 0)), "").UserText,
+        }).ToList();
         var tokenizer = BpeTrainer.TrainToFile(texts, path, new BpeTrainerOptions { Merges = p.TokenizerMerges });
         log($"tokenizer: {tokenizer.VocabSize} ids from {texts.Count} texts → {path}");
         return tokenizer;
     }
 
-    public sealed record ReadoutResult(int Items, Dictionary<string, double> Findings, double FindingQuestions, double Format, double Diagnosis);
+    public sealed record ReadoutResult(int Items, Dictionary<string, double?> Findings, double FindingQuestions, double Format, double Diagnosis);
 
     /// <summary>
     /// Greedy answers on held-out items: each finding read in the diagnosis prompt's trace, the finding questions
@@ -163,8 +175,8 @@ public static class BasePretraining
             }
         }
         var accuracy = readout.Accuracy();
-        var findings = Enumerable.Range(0, FindingReadout.Count).ToDictionary(FindingReadout.Name, i => Math.Round(accuracy[i], 4));
-        foreach (var (name, a) in findings) log($"  {name}: {100 * a:0.0} %");
+        var findings = Enumerable.Range(0, FindingReadout.Count).ToDictionary(FindingReadout.Name, i => double.IsNaN(accuracy[i]) ? (double?)null : Math.Round(accuracy[i], 4));
+        foreach (var (name, a) in findings) log($"  {name}: " + (a is { } v ? $"{100 * v:0.0} %" : "no held-out item"));
         var result = new ReadoutResult(items.Count, findings, Math.Round((double)questionsRight / items.Count, 4),
             Math.Round((double)formatted / items.Count, 4), Math.Round((double)diagnosesRight / items.Count, 4));
         log($"held-out readout on {items.Count} items: finding questions {100 * result.FindingQuestions:0.0} %, format {100 * result.Format:0.0} %, diagnosis {100 * result.Diagnosis:0.0} % (chance about 20 %)");

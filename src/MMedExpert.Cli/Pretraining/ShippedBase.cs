@@ -25,8 +25,8 @@ public sealed record ShippedBaseProvenance
     public double WallSeconds { get; init; }
     public double? FinalLoss { get; init; }
     public int ReadoutItems { get; init; }
-    /// <summary>Per finding (8 image, 8 clinical): read right in the trace's first step on held-out items.</summary>
-    public Dictionary<string, double> FindingAccuracy { get; init; } = new();
+    /// <summary>Per finding (8 image, 8 clinical): read right in the trace's first step on held-out items (null: none read).</summary>
+    public Dictionary<string, double?> FindingAccuracy { get; init; } = new();
     public double FindingQuestionAccuracy { get; init; }
     /// <summary>Share of diagnosis answers in the strict &lt;think&gt;…&lt;/think&gt;&lt;answer&gt;…&lt;/answer&gt; format.</summary>
     public double FormatRate { get; init; }

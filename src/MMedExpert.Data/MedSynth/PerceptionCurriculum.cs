@@ -11,10 +11,13 @@ namespace MMedExpert.Data.MedSynth;
 /// "&lt;think&gt;Key findings: i1; i2; c1; c2." (an <see cref="VisionChatSample.Open"/> sample: the turn's end is not trained,
 /// so the model learns to read the findings without learning to stop, or to conclude, there);</item>
 /// <item><b>finding question</b>: the same vignette and image asking which of five findings the patient has (the one true
-/// finding among the opposites of all four), answered in the full format
-/// "&lt;think&gt;Key findings: ….&lt;/think&gt;&lt;answer&gt;finding&lt;/answer&gt;".</item>
+/// finding among the opposites of all four), answered in the full format with the option's letter
+/// "&lt;think&gt;Key findings: ….&lt;/think&gt;&lt;answer&gt;C&lt;/answer&gt;".</item>
 /// </list>
 /// The diagnoses appear only as the options of the first prompt, never as a target, so the base stays at chance on them.
+/// The letter (not the finding's text) is what makes that chance: asked for a diagnosis, the base answers some option's
+/// letter; answering with the text, it named a finding, which is no option at all (0 % at step 1000 of a first run).
+/// DSA then teaches the compact trace's own answer, the diagnosis's text.
 /// </summary>
 public static class PerceptionCurriculum
 {
@@ -32,7 +35,7 @@ public static class PerceptionCurriculum
         var question = FindingQuestionItem(item, SeededRandom.For(seed, QuestionStream, (ulong)index));
         yield return MedItemSamples.Prompt(question, baseDir) with
         {
-            AssistantText = $"{FindingsStep(item)}</think><answer>{question.AnswerText}</answer>",
+            AssistantText = $"{FindingsStep(item)}</think><answer>{question.Answer}</answer>",
         };
     }
 

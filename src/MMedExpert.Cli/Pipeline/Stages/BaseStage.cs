@@ -1,3 +1,4 @@
+using MMedExpert.Cli.Pretraining;
 using MMedExpert.Core.IO;
 using MMedExpert.Core.Model;
 using MMedExpert.Core.Tokenization;
@@ -10,7 +11,8 @@ using MMedExpert.Data.Schema;
 namespace MMedExpert.Cli.Pipeline.Stages;
 
 /// <summary>
-/// Stage 3: the base model. With a checkpoint, it is used as it is. Otherwise the preset model is built over the
+/// Stage 3: the base model. A checkpoint is used as it is; the shipped base (the default) is checked against the SHA-256
+/// of its provenance (<see cref="ShippedBase"/>). From scratch (base.source = scratch), the preset model is built over the
 /// tokenizer, its vision tower is warmed up on MedSynth's image-finding labels (a released checkpoint's tower comes
 /// pretrained; see <see cref="VisionWarmup"/>), and it is pretrained briefly (the language model, all specialties) so
 /// that it sees images and answers in the format; the specialty experts then start from it.
@@ -22,8 +24,16 @@ public static class BaseStage
         var c = run.Config.Base;
         if (c.Checkpoint is not null)
         {
+            if (!Directory.Exists(run.BaseDir)) throw new PipelineException($"base.checkpoint {run.BaseDir}: folder not found");
             Qwen25VLConfig.Load(Path.Combine(run.BaseDir, "config.json"));
             s.Log($"using the checkpoint at {run.BaseDir}");
+            return new List<string>();
+        }
+        if (!run.BuildsBase)
+        {
+            var provenance = ShippedBase.Verify(run.BaseDir);
+            s.Log($"using the shipped base at {run.BaseDir} (SHA-256 {provenance.Sha256[..12]}… matches its provenance; " +
+                  $"{provenance.Steps} pretraining steps, commit {provenance.Commit[..Math.Min(7, provenance.Commit.Length)]})");
             return new List<string>();
         }
         var tokenizer = Qwen2Tokenizer.FromFile(TokenizerStage.PathOf(run));
@@ -47,6 +57,7 @@ public static class BaseStage
         if (warmed && c.FreezeWarmedVision)
             foreach (var p in model.visual.parameters()) p.requires_grad = false;
         var parameters = model.parameters().Where(p => p.requires_grad).ToList();
+        MixedPrecision.Apply(model, run.ComputeDType);
         var result = SftRunner.Train(model, encoder, samples, parameters, options, c.BatchSize,
             progress: ProgressReporter.Create(), resume: true);
         s.Log($"pretraining loss {result.Losses.FirstOrDefault():F3} → {result.Losses.LastOrDefault():F3}");

@@ -30,7 +30,7 @@ public static class DsaStage
             };
             string adapterDir = run.ExpertDir(specialty, "sft"), work = run.WorkDir("dsa-" + specialty);
             var result = DsaRunner.TrainExpert(run.BaseDir, encoder, samples, specialty, lora, options, c.BatchSize, adapterDir, work,
-                ProgressReporter.Create(), resume: true);
+                ProgressReporter.Create(), resume: true, compute: run.ComputeDType);
             s.Log($"{specialty} ({c.Inits[k]}, {samples.Count} items): loss {result.Losses.FirstOrDefault():F3} → {result.Losses.LastOrDefault():F3}");
             Directory.CreateDirectory(Path.GetDirectoryName(run.MetricsPath("x"))!);
             File.Copy(Path.Combine(work, "metrics.jsonl"), run.MetricsPath("dsa-" + specialty), overwrite: true);

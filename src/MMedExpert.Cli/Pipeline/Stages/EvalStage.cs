@@ -25,8 +25,13 @@ public static class EvalStage
 
     public static IReadOnlyList<EvalItem> TestItems(RunContext run)
     {
-        var items = MedSynthBench.Load(run.Split("test"));
-        int max = run.Config.Eval.MaxItems;
+        IReadOnlyList<EvalItem> items = MedSynthBench.Load(run.Split("test"));
+        int per = run.Config.Eval.PerSpecialty, max = run.Config.Eval.MaxItems;
+        if (per > 0)
+        {
+            var taken = new Dictionary<string, int>();
+            items = items.Where(i => (taken[i.Groups[GroupKeys.Specialty]] = taken.GetValueOrDefault(i.Groups[GroupKeys.Specialty]) + 1) <= per).ToList();
+        }
         return max > 0 && items.Count > max ? items.Take(max).ToList() : items;
     }
 

@@ -14,6 +14,8 @@ public static class MergeStage
         string main = c.Gba.Advantages[0];
         foreach (var m in c.Merge.Methods) yield return (m, main);
         foreach (var a in c.Gba.Advantages.Skip(1)) yield return (c.Merge.Methods[0], a);
+        foreach (var (_, seed, name) in RlStage.Runs(c.Gba))
+            if (seed > 0) yield return (c.Merge.Methods[0], name);
     }
 
     public static Stage Create(RunContext run) => new("merge", "merge the experts (conflict-aware and ablations)", s =>

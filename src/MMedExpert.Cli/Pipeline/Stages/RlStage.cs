@@ -14,6 +14,15 @@ namespace MMedExpert.Cli.Pipeline.Stages;
 /// </summary>
 public static class RlStage
 {
+    /// <summary>Every RL run of an expert: (advantage, seed index, its name in experts/ and metrics/).</summary>
+    public static IEnumerable<(string Advantage, int Seed, string Name)> Runs(GbaConfig c)
+    {
+        for (int seed = 0; seed < Math.Max(1, c.Seeds); seed++)
+            foreach (var a in c.Advantages) yield return (a, seed, SeedName(a, seed));
+    }
+
+    public static string SeedName(string advantage, int seed) => seed == 0 ? advantage : $"{advantage}-seed{seed}";
+
     public static Stage Create(RunContext run) => new("rl", "GBA: RL of each expert (and the GRPO ablation)", s =>
     {
         var c = run.Config.Gba;
@@ -25,30 +34,30 @@ public static class RlStage
         {
             var samples = items.Where(i => i.Specialty == specialty)
                 .Select(i => new RlSample(MedItemSamples.Prompt(i, run.DataDir), MedItemSamples.Annotations(i, run.Trace))).ToList();
-            foreach (var advantage in c.Advantages)
+            foreach (var (advantage, seed, name) in Runs(c))
             {
                 var (model, lora) = run.LoadModel(run.BaseDir, run.ExpertDir(specialty, "sft"), specialty);
                 using (model)
                 using (lora)
                 {
-                    string work = run.WorkDir($"rl-{specialty}-{advantage}");
+                    string work = run.WorkDir($"rl-{specialty}-{name}");
                     var options = new GrpoOptions
                     {
                         Steps = c.Steps, PromptsPerStep = c.PromptsPerStep, GroupSize = c.GroupSize, Temperature = c.Temperature,
                         TopP = c.TopP, MaxNewTokens = c.MaxNewTokens, LearningRate = c.LearningRate,
                         Loss = new GrpoLossOptions { Beta = c.Beta }, Advantage = advantage,
-                        Seed = Seeds.Derive(run.Config.Seed, $"rl-{specialty}"), // same seed for both advantages: a paired ablation
+                        Seed = Seeds.Derive(run.Config.Seed, seed == 0 ? $"rl-{specialty}" : $"rl-{specialty}-seed{seed}"), // same seeds for every advantage: a paired ablation
                         CheckpointEvery = 5, OutputDir = work,
                     };
                     using var trainer = new GrpoTrainer(run.Generator(model, encoder), lora!, specialty, encoder, spec,
                         EstimatorModule.parse(advantage), samples, options, ProgressReporter.Create());
                     var result = trainer.Run(resume: true);
-                    string adapterDir = run.ExpertDir(specialty, advantage);
+                    string adapterDir = run.ExpertDir(specialty, name);
                     lora!.Save(specialty, adapterDir);
-                    File.Copy(Path.Combine(work, "metrics.jsonl"), run.MetricsPath($"rl-{specialty}-{advantage}"), overwrite: true);
-                    s.Log($"{specialty} {advantage}: {result.LastStep} steps");
+                    File.Copy(Path.Combine(work, "metrics.jsonl"), run.MetricsPath($"rl-{specialty}-{name}"), overwrite: true);
+                    s.Log($"{specialty} {name}: {result.LastStep} steps");
                     outputs.AddRange(Directory.GetFiles(adapterDir));
-                    outputs.Add(run.MetricsPath($"rl-{specialty}-{advantage}"));
+                    outputs.Add(run.MetricsPath($"rl-{specialty}-{name}"));
                 }
             }
         }

@@ -13,7 +13,7 @@ public static class TokenizerStage
     {
         string path = PathOf(run);
         var c = run.Config.Base;
-        if (c.Checkpoint is not null) return new List<string>(); // the checkpoint brings its own
+        if (!run.BuildsBase) return new List<string>(); // a checkpoint or the shipped base brings its own
         if (c.Tokenizer is not null)
         {
             Qwen2Tokenizer.FromFile(c.Tokenizer); // validates

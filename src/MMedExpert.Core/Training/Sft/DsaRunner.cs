@@ -13,13 +13,15 @@ public static class DsaRunner
     /// <summary>
     /// Trains one expert and saves it as a PEFT adapter in <paramref name="adapterDir"/> (atomically). Checkpoints and
     /// metrics go to <paramref name="workDir"/>, so an interrupted expert resumes. The base is loaded fresh for each
-    /// expert: base-changing initializations (PiSSA, OLoRA) must not leak into the next one.
+    /// expert: base-changing initializations (PiSSA, OLoRA) must not leak into the next one. <paramref name="compute"/>:
+    /// the matmul dtype of <see cref="MixedPrecision"/> (null: the weights' own).
     /// </summary>
     public static TrainingRun TrainExpert(string baseDir, VisionChatEncoder encoder, IReadOnlyList<VisionChatSample> samples,
         string specialty, LoraConfig lora, TrainerOptions options, int batchSize, string adapterDir, string workDir,
-        ProgressReporter? progress = null, bool resume = false, CancellationToken cancel = default)
+        ProgressReporter? progress = null, bool resume = false, CancellationToken cancel = default, TorchSharp.torch.ScalarType? compute = null)
     {
         using var model = Qwen25VL.Load(baseDir);
+        MixedPrecision.Apply(model, compute);
         using var adapters = new LoraAdapters(model);
         adapters.Add(specialty, lora with { BaseModelNameOrPath = lora.BaseModelNameOrPath ?? Path.GetFullPath(baseDir) }, options.Seed);
         adapters.SetActive(specialty);
