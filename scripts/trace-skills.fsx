@@ -1,6 +1,7 @@
 // Where a model's MedSynth reasoning breaks: reads the compact traces a run's models wrote on the test split and scores
 // each step of the guideline on its own, so "accuracy at chance" can be traced to the step that fails:
 //
+//   parsed      the output names its key findings ("Key findings: a; b; c; d.")
 //   findings    the two image findings / the two clinical findings named correctly (a 2-valued finding: 50 % by chance
 //               each, 25 % for both)
 //   pairings    each pairing's concordant/discordant word right; and consistent with the model's OWN findings (the XOR)
@@ -25,34 +26,34 @@ let usage () =
     eprintfn "usage: dotnet fsi scripts/trace-skills.fsx RUN_DIR | --reference DATA_DIR"
     exit 2
 
-let compact = Regex(@"Key findings: (?<f>.*?)\. Pairings: (?<p1>concordant|discordant), (?<p2>concordant|discordant)\. Conclusion: (?<c>.*?)\.</think>")
+// Each step is parsed on its own, so a model that writes only some of them (the pretrained base writes the findings and
+// an answer, no pairings) is scored on the steps it writes.
+let pairings = Regex(@"Pairings: (?<p1>concordant|discordant), (?<p2>concordant|discordant)\.")
+let conclusion = Regex(@"Conclusion: (?<c>.*?)\.</think>")
 
 type Scores = { Parsed: bool; Image: bool; Clinical: bool; Pairings: bool; PairingsFromOwn: bool; Conclusion: bool; ConclusionFromOwn: bool; Answer: bool }
 
-/// Scores one output against its item. A finding named other than the item's counts as the finding's other value.
+/// Scores one output against its item. Findings are read by FindingReadout (the library's reading, also used by
+/// `mmx pretrain`); a finding named other than the item's counts as the finding's other value.
 let score (item: MedItem) (output: string) (answerCorrect: bool) =
-    let m = compact.Match output
     let sc = Scenario.For item.Specialty
-    let truthFindings = MedItemSamples.CompactFindings item
     let struct (d1, d2) = (MedItemSamples.MedSynthPairings item).Value
+    let truthFindings = MedItemSamples.CompactFindings item
     let i1, i2 = truthFindings[0] = sc.First.Image.WhenTrue, truthFindings[1] = sc.Second.Image.WhenTrue
     let truth = [| i1; i2; i1 <> d1; i2 <> d2 |]            // image 1, image 2, clinical 1, clinical 2
-    if not m.Success then
-        { Parsed = false; Image = false; Clinical = false; Pairings = false; PairingsFromOwn = false; Conclusion = false; ConclusionFromOwn = false; Answer = answerCorrect }
-    else
-        let named = m.Groups["f"].Value.Split("; ")
-        let right k = k < named.Length && named[k] = truthFindings[k]
-        let own k = if right k then truth[k] else not truth[k]
-        let p1, p2 = m.Groups["p1"].Value = "discordant", m.Groups["p2"].Value = "discordant"
-        let conclusion = m.Groups["c"].Value
-        { Parsed = true
-          Image = right 0 && right 1
-          Clinical = right 2 && right 3
-          Pairings = p1 = d1 && p2 = d2
-          PairingsFromOwn = p1 = (own 0 <> own 2) && p2 = (own 1 <> own 3)
-          Conclusion = conclusion = item.AnswerText
-          ConclusionFromOwn = conclusion = sc.Diagnoses[Scenario.DiagnosisIndex(p1, p2)]
-          Answer = answerCorrect }
+    let right = FindingReadout.Score(item, output) |> Seq.map (fun struct (_, ok) -> ok) |> Seq.toArray
+    let own k = if right[k] then truth[k] else not truth[k]
+    let p = pairings.Match output
+    let p1, p2 = p.Success && p.Groups["p1"].Value = "discordant", p.Success && p.Groups["p2"].Value = "discordant"
+    let c = conclusion.Match output
+    { Parsed = not (isNull (FindingReadout.Named output))
+      Image = right[0] && right[1]
+      Clinical = right[2] && right[3]
+      Pairings = p.Success && p1 = d1 && p2 = d2
+      PairingsFromOwn = p.Success && p1 = (own 0 <> own 2) && p2 = (own 1 <> own 3)
+      Conclusion = c.Success && c.Groups["c"].Value = item.AnswerText
+      ConclusionFromOwn = c.Success && p.Success && c.Groups["c"].Value = sc.Diagnoses[Scenario.DiagnosisIndex(p1, p2)]
+      Answer = answerCorrect }
 
 let report (name: string) (scored: Scores list) =
     let pct f = 100.0 * (scored |> List.averageBy (fun s -> if f s then 1.0 else 0.0))
