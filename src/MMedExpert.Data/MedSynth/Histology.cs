@@ -45,7 +45,10 @@ public static class Histology
         {
             if (rng.Chance(0.12)) continue;        // gaps: density is a nuisance
             double x = (gx + 0.5 + rng.Uniform(-0.25, 0.25)) * cell, y = (gy + 0.5 + rng.Uniform(-0.25, 0.25)) * cell;
-            double req = BaseRadius * S * ratio * (1 + rng.Uniform(-jitter, jitter));
+            // Enlarged nuclei vary in size but none falls below the reading threshold: with 7 cells and ±25 % the mean
+            // could otherwise cross it at high difficulty (ratio 1.3), and the drawn finding would not be the intended one.
+            double low = enlarged ? Math.Max(-jitter, EnlargedThreshold * 1.02 / ratio - 1) : -jitter;
+            double req = BaseRadius * S * ratio * (1 + rng.Uniform(low, jitter));
             double aspect = spindle ? elong * rng.Uniform(0.9, 1.1) : rng.Uniform(1.0, 1.15);
             double a = req * Math.Sqrt(aspect), b = req / Math.Sqrt(aspect);
             double ux, uy;

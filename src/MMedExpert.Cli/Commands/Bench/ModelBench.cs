@@ -223,14 +223,15 @@ public static class ModelBench
         return bytes;
     }
 
-    static (double Best, double Square, double ModelShaped) MatmulFlops(Qwen25VLConfig c, int tokens, ScalarType dtype, int repeats)
+    /// <summary>FLOP/s of torch linear in <paramref name="dtype"/>: a square 2048 GEMM and the model's MLP up-projection at <paramref name="tokens"/> rows.</summary>
+    internal static (double Best, double Square, double ModelShaped) MatmulFlops(Qwen25VLConfig c, int tokens, ScalarType dtype, int repeats, Device? device = null)
     {
         using var inference = inference_mode();
         double Measure(long m, long k, long nOut)
         {
             using var scope = NewDisposeScope();
-            var a = randn(new[] { m, k }, dtype: dtype);
-            var w = randn(new[] { nOut, k }, dtype: dtype);
+            var a = randn(new[] { m, k }, dtype: dtype, device: device);
+            var w = randn(new[] { nOut, k }, dtype: dtype, device: device);
             double seconds = Best(repeats, () =>
             {
                 using var inner = NewDisposeScope();
