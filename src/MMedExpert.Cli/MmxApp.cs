@@ -21,6 +21,7 @@ public static class MmxApp
         root.Subcommands.Add(GbaCommand.Create());
         root.Subcommands.Add(DataCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
+        root.Subcommands.Add(ParityCommand.Create());
         root.Subcommands.Add(PretrainCommand.Create());
         root.Subcommands.Add(PipelineCommand.Create());
         return root;
