@@ -1,7 +1,6 @@
 using System.CommandLine;
-using MMedExpert.Core.Lora;
-using MMedExpert.Core.Model;
 using MMedExpert.Core.Model.Generation;
+using MMedExpert.Core.Model.Loading;
 using MMedExpert.Core.Tokenization;
 using MMedExpert.Core.Training;
 using MMedExpert.Core.Vision;
@@ -35,14 +34,8 @@ public static class EvalCommand
             string processorPath = Path.Combine(dir, "preprocessor_config.json");
             var encoder = new VisionChatEncoder(Qwen2Tokenizer.FromFile(Path.Combine(dir, "tokenizer.json")),
                 File.Exists(processorPath) ? ImageProcessor.Load(processorPath) : new ImageProcessor());
-            using var vlm = Qwen25VL.Load(dir);
-            using var lora = parse.GetValue(adapter) is { } a ? new LoraAdapters(vlm) : null;
-            if (lora != null)
-            {
-                lora.Load(parse.GetValue(adapter)!, "adapter");
-                lora.SetActive("adapter");
-            }
-            var generator = new Qwen25VLGenerator(vlm, ids => encoder.Tokenizer.Decode(ids, skipSpecial: true));
+            using var loaded = ModelLoader.Load(new ModelReference(dir, parse.GetValue(adapter)));
+            var generator = new Qwen25VLGenerator(loaded.Model, ids => encoder.Tokenizer.Decode(ids, skipSpecial: true));
             var results = EvalHarness.Run(items, ModelAnswers.Greedy(generator, encoder, parse.GetValue(maxNew)), parse.GetValue(output)!,
                 parse.GetValue(batch));
             Console.WriteLine(results.ToJson());

@@ -8,6 +8,7 @@ using MMedExpert.Core;
 using MMedExpert.Core.Lora;
 using MMedExpert.Core.Model;
 using MMedExpert.Core.Model.Generation;
+using MMedExpert.Core.Model.Loading;
 using MMedExpert.Core.Training;
 using MMedExpert.Core.Training.Grpo;
 using MMedExpert.Data.Schema;
@@ -147,13 +148,11 @@ public static class GbaCommand
         var (items, _, dataDir) = MedItemData.Load(s.Data, Vocabulary.Rl, s.Specialty);
         var samples = items.Select(i => new RlSample(MedItemSamples.Prompt(i, dataDir), MedItemSamples.Annotations(i))).ToList();
 
-        var compute = MixedPrecision.Parse(s.Dtype);
-        using var model = Qwen25VL.Load(s.BaseDir);
-        MixedPrecision.Apply(model, compute);
-        using var adapters = new LoraAdapters(model);
         const string name = "expert";
-        adapters.Load(s.AdapterDir, name);
-        adapters.SetActive(name);
+        using var loaded = ModelLoader.Load(new ModelReference(s.BaseDir, s.AdapterDir),
+            new ModelLoadOptions { Compute = MixedPrecision.Parse(s.Dtype), AdapterName = name });
+        var model = loaded.Model;
+        var adapters = loaded.Lora!;
         var tokenizer = encoder.Tokenizer;
         var generator = new Qwen25VLGenerator(model, ids => tokenizer.Decode(ids));
         var options = s.Grpo with { OutputDir = s.OutDir, MetricsPath = s.MetricsPath };

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using MMedExpert.Core.Model;
 using MMedExpert.Core.Model.Generation;
+using MMedExpert.Core.Model.Loading;
 using MMedExpert.Core.Tokenization;
 using MMedExpert.Core.Vision;
 using static TorchSharp.torch;
@@ -10,13 +11,15 @@ namespace MMedExpert.Cli.Commands;
 
 /// <summary>
 /// `mmx generate --model DIR --image FILE --prompt TEXT`: answers one chat prompt about zero or more images with a
-/// Qwen2.5-VL checkpoint in Hugging Face layout (config.json, safetensors, tokenizer.json, preprocessor_config.json).
+/// Qwen2.5-VL checkpoint in Hugging Face layout (config.json, safetensors, tokenizer.json, preprocessor_config.json),
+/// optionally with a PEFT adapter (--adapter, or --model naming the adapter folder, whose base_model_name_or_path is the base).
 /// </summary>
 public static class GenerateCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Checkpoint folder (config.json, *.safetensors, tokenizer.json, preprocessor_config.json)", Required = true };
+        var model = new Option<string>("--model") { Description = "Checkpoint folder (config.json, *.safetensors, tokenizer.json, preprocessor_config.json), or a PEFT adapter folder", Required = true };
+        var adapter = new Option<string?>("--adapter") { Description = "PEFT adapter folder to apply on --model" };
         var images = new Option<string[]>("--image") { Description = "Image file (PNG/JPEG); repeat for several images, placed before the prompt", AllowMultipleArgumentsPerToken = false };
         var prompt = new Option<string>("--prompt") { Description = "The user's message", Required = true };
         var system = new Option<string?>("--system") { Description = $"System prompt (default: \"{Qwen25VLChat.DefaultSystemPrompt}\")" };
@@ -28,11 +31,14 @@ public static class GenerateCommand
         var dtypeName = new Option<string>("--dtype") { Description = "fp32, bf16, or auto (bf16 when config.json says torch_dtype bfloat16)", DefaultValueFactory = _ => "auto" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (text, token ids, log-probabilities, timing)" };
         var cmd = new Command("generate", "Answer a prompt about images with a Qwen2.5-VL checkpoint (greedy or sampled)");
-        foreach (var o in new Option[] { model, images, prompt, system, maxNew, temperature, topP, topK, seed, dtypeName, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, adapter, images, prompt, system, maxNew, temperature, topP, topK, seed, dtypeName, json }) cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
             CommandKit.ConfigureTorch(parse);
-            string dir = parse.GetValue(model)!;
+            var reference = parse.GetValue(adapter) is { } adapterDir
+                ? ModelReference.Resolve(adapterDir, baseDir: parse.GetValue(model)!)
+                : ModelReference.Resolve(parse.GetValue(model)!);
+            string dir = reference.BaseDir;
             var config = Qwen25VLConfig.Load(dir);
             string tokenizerPath = Path.Combine(dir, "tokenizer.json");
             if (!File.Exists(tokenizerPath)) throw new ModelConfigException($"{tokenizerPath}: tokenizer.json not found in the model folder");
@@ -52,7 +58,8 @@ public static class GenerateCommand
                 var other => throw new ModelConfigException($"--dtype: '{other}' is not fp32, bf16 or auto"),
             };
             var watch = Stopwatch.StartNew();
-            using var vlm = Qwen25VL.Load(dir, dtype);
+            using var loaded = ModelLoader.Load(reference, new ModelLoadOptions { DType = dtype });
+            var vlm = loaded.Model;
             double loadSeconds = watch.Elapsed.TotalSeconds;
 
             string[] imagePaths = parse.GetValue(images) ?? Array.Empty<string>();

@@ -1,6 +1,7 @@
 using MMedExpert.Core.Lora;
 using MMedExpert.Core.Model;
 using MMedExpert.Core.Model.Generation;
+using MMedExpert.Core.Model.Loading;
 using MMedExpert.Core.Tokenization;
 using MMedExpert.Core.Training;
 using MMedExpert.Core.Vision;
@@ -59,17 +60,10 @@ public sealed class RunContext(string runDir, PipelineConfig config)
     public VisionChatEncoder Encoder() =>
         new(Tokenizer(), ImageProcessor.Load(Path.Combine(BaseDir, "preprocessor_config.json")));
 
-    /// <summary>The base model with, optionally, one PEFT adapter active (the policy of an expert).</summary>
-    public (Qwen25VLForConditionalGeneration Model, LoraAdapters? Lora) LoadModel(string modelDir, string? adapterDir = null, string adapterName = "expert")
-    {
-        var model = Qwen25VL.Load(modelDir, ModelDType);
-        MixedPrecision.Apply(model, ComputeDType);
-        if (adapterDir is null) return (model, null);
-        var lora = new LoraAdapters(model);
-        lora.Load(adapterDir, adapterName);
-        lora.SetActive(adapterName);
-        return (model, lora);
-    }
+    /// <summary>The base model with, optionally, one PEFT adapter active (the policy of an expert), in the run's dtypes.</summary>
+    public LoadedModel LoadModel(string modelDir, string? adapterDir = null, string adapterName = "expert") =>
+        ModelLoader.Load(new ModelReference(modelDir, adapterDir),
+            new ModelLoadOptions { DType = ModelDType, Compute = ComputeDType, AdapterName = adapterName });
 
     public Qwen25VLGenerator Generator(Qwen25VLForConditionalGeneration model, VisionChatEncoder encoder) =>
         new(model, ids => encoder.Tokenizer.Decode(ids, skipSpecial: true));

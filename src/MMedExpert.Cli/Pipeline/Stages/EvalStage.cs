@@ -43,12 +43,10 @@ public static class EvalStage
         var outputs = new List<string>();
         foreach (var subject in Subjects(run))
         {
-            var (model, lora) = run.LoadModel(subject.ModelDir, subject.AdapterDir, "expert");
-            using (model)
-            using (lora)
+            using (var loaded = run.LoadModel(subject.ModelDir, subject.AdapterDir, "expert"))
             {
                 string dir = run.EvalDir(subject.Name);
-                var results = EvalHarness.Run(items, ModelAnswers.Greedy(run.Generator(model, encoder), encoder, c.MaxNewTokens), dir,
+                var results = EvalHarness.Run(items, ModelAnswers.Greedy(run.Generator(loaded.Model, encoder), encoder, c.MaxNewTokens), dir,
                     c.BatchSize, new EvalOptions(Label: $"eval {subject.Name}"));
                 s.Log($"{subject.Name}: accuracy {results.Overall.Accuracy:P1} [{results.Overall.Ci.Low:P1}, {results.Overall.Ci.High:P1}], invalid format {results.InvalidFormatRate:P0}");
                 outputs.Add(Path.Combine(dir, EvalHarness.ResultsFile));

@@ -36,10 +36,9 @@ public static class RlStage
                 .Select(i => new RlSample(MedItemSamples.Prompt(i, run.DataDir), MedItemSamples.Annotations(i, run.Trace))).ToList();
             foreach (var (advantage, seed, name) in Runs(c))
             {
-                var (model, lora) = run.LoadModel(run.BaseDir, run.ExpertDir(specialty, "sft"), specialty);
-                using (model)
-                using (lora)
+                using (var loaded = run.LoadModel(run.BaseDir, run.ExpertDir(specialty, "sft"), specialty))
                 {
+                    var lora = loaded.Lora!;
                     string work = run.WorkDir($"rl-{specialty}-{name}");
                     var options = new GrpoOptions
                     {
@@ -49,11 +48,11 @@ public static class RlStage
                         Seed = Seeds.Derive(run.Config.Seed, seed == 0 ? $"rl-{specialty}" : $"rl-{specialty}-seed{seed}"), // same seeds for every advantage: a paired ablation
                         CheckpointEvery = 5, OutputDir = work,
                     };
-                    using var trainer = new GrpoTrainer(run.Generator(model, encoder), lora!, specialty, encoder, spec,
+                    using var trainer = new GrpoTrainer(run.Generator(loaded.Model, encoder), lora, specialty, encoder, spec,
                         EstimatorModule.parse(advantage), samples, options, ProgressReporter.Create());
                     var result = trainer.Run(resume: true);
                     string adapterDir = run.ExpertDir(specialty, name);
-                    lora!.Save(specialty, adapterDir);
+                    lora.Save(specialty, adapterDir);
                     File.Copy(Path.Combine(work, "metrics.jsonl"), run.MetricsPath($"rl-{specialty}-{name}"), overwrite: true);
                     s.Log($"{specialty} {name}: {result.LastStep} steps");
                     outputs.AddRange(Directory.GetFiles(adapterDir));

@@ -1,6 +1,7 @@
 using MMedExpert.Core.IO;
 using MMedExpert.Core.Lora;
 using MMedExpert.Core.Model;
+using MMedExpert.Core.Model.Loading;
 
 namespace MMedExpert.Core.Training.Sft;
 
@@ -20,8 +21,8 @@ public static class DsaRunner
         string specialty, LoraConfig lora, TrainerOptions options, int batchSize, string adapterDir, string workDir,
         ProgressReporter? progress = null, bool resume = false, CancellationToken cancel = default, TorchSharp.torch.ScalarType? compute = null)
     {
-        using var model = Qwen25VL.Load(baseDir);
-        MixedPrecision.Apply(model, compute);
+        using var loaded = ModelLoader.Load(new ModelReference(baseDir), new ModelLoadOptions { Compute = compute });
+        var model = loaded.Model;
         using var adapters = new LoraAdapters(model);
         adapters.Add(specialty, lora with { BaseModelNameOrPath = lora.BaseModelNameOrPath ?? Path.GetFullPath(baseDir) }, options.Seed);
         adapters.SetActive(specialty);
