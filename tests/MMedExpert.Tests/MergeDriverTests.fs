@@ -9,6 +9,7 @@ open TorchSharp
 open MMedExpert.Algebra.Merge
 open MMedExpert.Core
 open MMedExpert.Core.IO
+open MMedExpert.Core.Lora
 open MMedExpert.Core.Merging
 open MMedExpert.Tests.TestKit
 
@@ -165,16 +166,16 @@ let tests =
                 Directory.CreateDirectory unpaired |> ignore
                 File.Copy(Path.Combine(e1, PeftAdapter.ConfigFileName), Path.Combine(unpaired, PeftAdapter.ConfigFileName))
                 save (Path.Combine(unpaired, PeftAdapter.WeightsFileName)) [ PeftAdapter.KeyA q, randn 1UL [| 2L; 6L |] ]
-                let e = throwing<MergeException> "A without B" (fun () -> PeftAdapter.Open unpaired |> ignore)
+                let e = throwing<LoraException> "A without B" (fun () -> PeftAdapter.Open unpaired |> ignore)
                 Expect.stringContains e.Message (PeftAdapter.KeyA q) "names the tensor"
                 let wrongRank = tmp.File "wrong-rank"
                 writeAdapter wrongRank 2 4.0 false [ q, 8L, 6L, 51UL ]
                 File.WriteAllText(Path.Combine(wrongRank, PeftAdapter.ConfigFileName), """{"peft_type": "LORA", "r": 3, "lora_alpha": 4}""")
-                let e = throwing<MergeException> "rank disagrees with r" (fun () -> PeftAdapter.Open wrongRank |> ignore)
+                let e = throwing<LoraException> "rank disagrees with r" (fun () -> PeftAdapter.Open wrongRank |> ignore)
                 Expect.stringContains e.Message (PeftAdapter.KeyA q) "names the tensor"
                 Expect.stringContains e.Message "r = 3" "says what the config claims"
                 File.WriteAllText(Path.Combine(wrongRank, PeftAdapter.ConfigFileName), """{"peft_type": "LORA", "lora_alpha": 4}""")
-                let e = throwing<MergeException> "r missing" (fun () -> PeftAdapter.Open wrongRank |> ignore)
+                let e = throwing<LoraException> "r missing" (fun () -> PeftAdapter.Open wrongRank |> ignore)
                 Expect.stringContains e.Message "adapter_config.json: r is missing" "names the file and field"
 
             testCase "mmx merge runs from options and from a config file; bad input exits 2 naming it" <| fun () ->

@@ -4,4 +4,5 @@ namespace MMedExpert.Core.Lora;
 public sealed class LoraException : MmxException
 {
     public LoraException(string message) : base(message) { }
+    public LoraException(string message, Exception inner) : base(message, inner) { }
 }

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using MMedExpert.Algebra.Merge;
 using MMedExpert.Core.IO;
+using MMedExpert.Core.Lora;
 using Microsoft.FSharp.Collections;
 using TorchSharp;
 

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using MMedExpert.Algebra.Merge;
 using MMedExpert.Core.IO;
+using MMedExpert.Core.Lora;
 using MMedExpert.Core.Merging;
 using MMedExpert.Data.Eval;
 using TorchSharp;
