@@ -337,10 +337,41 @@ let tests =
             Expect.stringContains (loadError pissa) "init_lora_weights" "unconverted PiSSA refused"
             let dora2 = variant "magnitude" (tensorsOf () @ [ "base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector", torch.ones(32L) ]) ignore
             Expect.stringContains (loadError dora2) "lora_magnitude_vector" "DoRA tensor refused"
+            // An adapter that does not fit the base: its config claims another rank, or targets other modules.
+            let rank = variant "rank" (tensorsOf ()) (fun j -> j["r"] <- JsonValue.Create 3)
+            let msg = loadError rank
+            Expect.stringContains msg "adapter_model.safetensors" "rank: names the file"
+            Expect.stringContains msg "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" "rank: names the tensor"
+            Expect.stringContains msg "r = 3" "rank: says what the config claims"
+            let targets = variant "targets" (tensorsOf ()) (fun j -> j["target_modules"] <- JsonArray(JsonValue.Create "k_proj"))
+            let msg = loadError targets
+            Expect.stringContains msg "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" "targets: names the tensor"
+            Expect.stringContains msg "does not target" "targets: says why"
             let bin = dir.File "bin"
             Directory.CreateDirectory bin |> ignore
             File.WriteAllBytes(Path.Combine(bin, "adapter_model.bin"), [| 0uy |])
             Expect.stringContains (loadError bin) "only adapter_model.safetensors" "pickle refused"
+        }
+
+        test "one reader: an adapter written by mmx opens for merging with the same ΔW, scale and PEFT keys" {
+            use dir = new TempDir()
+            use m = toy 1L
+            use adapters = new LoraAdapters(m)
+            adapters.Add("e", LoraConfig(R = 3, Alpha = 6.0, Dropout = 0.0, Init = LoraInit.Gaussian), 5L)
+            perturb adapters "e" 6L
+            adapters.Save("e", dir.File "a")
+            use opened = PeftAdapter.Open(dir.File "a")
+            Expect.equal opened.Rank 3 "rank"
+            Expect.sequenceEqual (opened.Modules |> Seq.sort) (adapters.Modules "e" |> Seq.map (fun w -> w.ModulePath) |> Seq.sort) "modules"
+            for w in adapters.Modules "e" do
+                Expect.equal (opened.ScaleOf w.ModulePath) w.Scale $"{w.ModulePath}: scale"
+                use ours = w.Delta()
+                use read = opened.LoadDelta w.ModulePath
+                Expect.isLessThan (maxDiff ours read) 1e-6 $"{w.ModulePath}: ΔW"
+            // The PEFT-written fixture opens through the same reader.
+            use fx = PeftAdapter.Open(fixture "peft/toy-qv-r2")
+            Expect.equal fx.Rank 2 "fixture rank"
+            Expect.equal (fx.ScaleOf "model.layers.0.self_attn.q_proj") 2.0 "fixture scale"
         }
 
         test "remove restores the plain layers; names and activation are checked" {
