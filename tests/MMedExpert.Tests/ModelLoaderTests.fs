@@ -44,7 +44,7 @@ let tests =
             Expect.equal r.AdapterDir (Path.GetFullPath adapterDir) "the adapter"
             Expect.equal (ModelReference.Resolve baseDir).AdapterDir null "a checkpoint has no adapter"
             Expect.equal (ModelReference.Resolve("adapter", runDir = dir.Path)).AdapterDir (Path.GetFullPath adapterDir) "a name inside a run folder"
-            let e = Expect.throwsT<ModelWeightsException> (fun () -> ModelReference.Resolve(dir.File "nope") |> ignore)
+            Expect.throwsT<ModelWeightsException> (fun () -> ModelReference.Resolve(dir.File "nope") |> ignore) "a missing folder is named"
             use loaded = ModelLoader.Load(adapterDir, ModelLoadOptions(AdapterName = "x"))
             Expect.sequenceEqual loaded.Lora.Active [ "x" ] "adapter active under its name"
             use ids = torch.tensor(prompt).view(1L, 5L)
