@@ -35,6 +35,9 @@ public static class ReportStage
     }
 
     static string P(double v) => (100 * v).ToString("0.0", CultureInfo.InvariantCulture);
+
+    /// <summary>"x %" of a reference accuracy; "no share (expert at 0 %)" where the reference is zero.</summary>
+    static string Share(double v, double reference) => reference == 0 ? "no share (expert at 0 %)" : $"{P(v / reference)} %";
     static string Ci(Acc a) => $"{P(a.Value)} [{P(a.Low)}, {P(a.High)}]";
     static string Ci(Row r) => Ci(r.Overall);
     static string Verdict(bool met) => met ? "**met**" : "**not met**";
@@ -67,8 +70,9 @@ public static class ReportStage
             var rl = rows[$"{sp}-{main}"].On(sp);
             var baseOwn = b.On(sp);
             md.AppendLine($"- {sp}: DSA expert vs base on {sp} ({sft.N} items): {Ci(sft)} vs {Ci(baseOwn)}: {Verdict(sft.Beyond(baseOwn))}; " +
-                          $"after {main.ToUpperInvariant()}: {Ci(rl)}; merged on {sp}: {Ci(m.On(sp))} = {P(m.On(sp).Value / rl.Value)} % of the {main.ToUpperInvariant()} expert " +
-                          $"and {P(m.On(sp).Value / sft.Value)} % of the DSA expert: {Verdict(m.On(sp).Value >= 0.8 * rl.Value)} (≥ 80 % of the merged-in expert).");
+                          $"after {main.ToUpperInvariant()}: {Ci(rl)}; merged on {sp}: {Ci(m.On(sp))} = {Share(m.On(sp).Value, rl.Value)} of the {main.ToUpperInvariant()} expert " +
+                          $"and {Share(m.On(sp).Value, sft.Value)} of the DSA expert: {Verdict(m.On(sp).Value >= 0.8 * rl.Value)} (≥ 80 % of the merged-in expert" +
+                          (rl.Value == 0 ? "; met only because that expert scores 0" : "") + ").");
         }
         foreach (var method in c.Merge.Methods.Skip(1))
         {
