@@ -123,6 +123,23 @@ let tests =
             Expect.stringContains e.Message "mrope_section" "names mrope_section"
         }
 
+        test "config: an unknown key (top level or text_config) is named with its file; transformers' inert keys are not" {
+            let fresh () = JsonNode.Parse(Qwen25VLConfig.Preset("tiny").ToJson()).AsObject()
+            for key in [ "quantization_config"; "num_hiden_layers" ] do
+                let root = fresh ()
+                root[key] <- JsonValue.Create 1
+                let e = throws<ModelConfigException> (fun () -> Qwen25VLConfig.Parse(root.ToJsonString(), "cfg.json") |> ignore)
+                Expect.stringContains e.Message $"'{key}'" "names the key"
+                Expect.stringContains e.Message "cfg.json" "names the file"
+            let nested = fresh ()
+            nested["text_config"] <- JsonObject(dict [ "rope_typo", JsonValue.Create 1 :> JsonNode ])
+            let e = throws<ModelConfigException> (fun () -> Qwen25VLConfig.Parse(nested.ToJsonString(), "cfg.json") |> ignore)
+            Expect.stringContains e.Message "'text_config.rope_typo'" "names the nested key"
+            let inert = fresh ()
+            for key in [ "torch_dtype"; "transformers_version"; "output_attentions"; "_name_or_path" ] do inert[key] <- JsonValue.Create "x"
+            Expect.equal (Qwen25VLConfig.Parse(inert.ToJsonString(), "cfg.json")).HiddenSize (Qwen25VLConfig.Preset("tiny").HiddenSize) "bookkeeping keys read"
+        }
+
         test "M-RoPE with text positions equals standard 1D RoPE" {
             let c = tinyConfig ()
             let rope = MultimodalRotaryEmbedding(c.HeadDim, c.RopeTheta, c.MropeSection)

@@ -96,6 +96,8 @@ public sealed record Qwen25VLConfig
             throw new ModelConfigException($"{source}: invalid JSON ({e.Message})");
         }
         var text = root["text_config"] as JsonObject;
+        ConfigKeys.Check(root, source, null);
+        if (text is not null) ConfigKeys.Check(text, source, "text_config");
 
         // A text field: text_config first (newer files), then the top level (older files).
         JsonNode? Find(string key) => text?[key] ?? root[key];
