@@ -107,6 +107,29 @@ let tests =
             Expect.equal (model.parameters() |> Seq.head).dtype TorchSharp.torch.ScalarType.Float32 "loads (converted from bf16) as fp32"
         }
 
+        test "--freeze-vision keeps the warmed tower as the warm-up left it while the language model learns; the default trains both" {
+            use dir = new TempDir()
+            let run work steps freeze =
+                let b = settings dir work (work + "-out")
+                let s = PretrainSettings(OutDir = b.OutDir, WorkDir = b.WorkDir, Preset = b.Preset, Items = b.Items, DataSeed = b.DataSeed, Seed = b.Seed,
+                                         TokenizerMerges = b.TokenizerMerges, VisionSteps = b.VisionSteps, VisionBatchSize = b.VisionBatchSize,
+                                         Steps = steps, BatchSize = b.BatchSize, CheckpointEvery = b.CheckpointEvery, ReadoutItems = b.ReadoutItems,
+                                         FreezeVision = freeze, Command = b.Command)
+                let p = BasePretraining.Run(s, ProgressReporter.None, ignore)
+                Expect.isNotNull (box p) $"{work} finishes"
+                Qwen25VL.Load(dir.File (work + "-out"))
+            use six = run "frozen-6" 6 true
+            use three = run "frozen-3" 3 true
+            use trained = run "trained" 6 false
+            let named (m: Qwen25VLForConditionalGeneration) prefix =
+                m.named_parameters() |> Seq.filter (fun struct (n, _) -> n.StartsWith(prefix: string)) |> Seq.map (fun struct (n, t) -> n, (t :> TorchSharp.torch.Tensor)) |> Seq.toList
+            let same a b prefix = List.forall2 (fun (_, x: TorchSharp.torch.Tensor) (_, y: TorchSharp.torch.Tensor) -> x.equal(y).all().item<bool>()) (named a prefix) (named b prefix)
+            Expect.isTrue (same six three "visual.") "the tower after 6 steps is the tower after 3: the warm-up's, untouched"
+            Expect.isFalse (same six three "model.") "while the language model moved"
+            Expect.isFalse (same six trained "visual.") "the default (how the shipped base was made) moves the tower"
+            Expect.equal (ShippedBase.ReadProvenance(dir.File "frozen-6-out")).FreezeVision (Nullable true) "the provenance records it"
+        }
+
         test "a corrupted base fails the SHA-256 check, naming the file" {
             use dir = new TempDir()
             let out = dir.File "base"

@@ -17,6 +17,8 @@ public sealed record ShippedBaseProvenance
     public double Difficulty { get; init; }
     public string Preset { get; init; } = "";
     public int VisionSteps { get; init; }
+    /// <summary>Whether the warmed tower stayed frozen during pretraining (null: written before the setting existed, when it was trained).</summary>
+    public bool? FreezeVision { get; init; }
     public int Steps { get; init; }
     public int BatchSize { get; init; }
     public double LearningRate { get; init; }
