@@ -24,10 +24,12 @@ let private medSynth =
          if not (Directory.Exists dir) then MedSynthGenerator.Write(dir, MedSynthOptions(N = 64, Seed = 3UL)) |> ignore
          dir, [ for split in [ "sft"; "rl"; "val"; "test" ] do yield! (MedItemLoader.Load(Path.Combine(dir, split + ".jsonl"))).Items ])
 
-let private settings (dir: TempDir) work out =
+let private settingsWith (dir: TempDir) work out steps freezeVision =
     PretrainSettings(OutDir = dir.File out, WorkDir = dir.File work, Preset = "tiny", Items = 64, DataSeed = 5UL, Seed = 5L,
-                     TokenizerMerges = 300, VisionSteps = 2 (* below the stop step: CancelAfter stops pretraining, not the warm-up *), VisionBatchSize = 4, Steps = 6, BatchSize = 4, CheckpointEvery = 100,
-                     ReadoutItems = 4, Command = "test")
+                     TokenizerMerges = 300, VisionSteps = 2 (* below the stop step: CancelAfter stops pretraining, not the warm-up *), VisionBatchSize = 4, Steps = steps, BatchSize = 4, CheckpointEvery = 100,
+                     ReadoutItems = 4, FreezeVision = freezeVision, Command = "test")
+
+let private settings dir work out = settingsWith dir work out 6 false
 
 let private shipped = ShippedBase.DefaultDir
 
@@ -110,12 +112,7 @@ let tests =
         test "--freeze-vision keeps the warmed tower as the warm-up left it while the language model learns; the default trains both" {
             use dir = new TempDir()
             let run work steps freeze =
-                let b = settings dir work (work + "-out")
-                let s = PretrainSettings(OutDir = b.OutDir, WorkDir = b.WorkDir, Preset = b.Preset, Items = b.Items, DataSeed = b.DataSeed, Seed = b.Seed,
-                                         TokenizerMerges = b.TokenizerMerges, VisionSteps = b.VisionSteps, VisionBatchSize = b.VisionBatchSize,
-                                         Steps = steps, BatchSize = b.BatchSize, CheckpointEvery = b.CheckpointEvery, ReadoutItems = b.ReadoutItems,
-                                         FreezeVision = freeze, Command = b.Command)
-                let p = BasePretraining.Run(s, ProgressReporter.None, ignore)
+                let p = BasePretraining.Run(settingsWith dir work (work + "-out") steps freeze, ProgressReporter.None, ignore)
                 Expect.isNotNull (box p) $"{work} finishes"
                 Qwen25VL.Load(dir.File (work + "-out"))
             use six = run "frozen-6" 6 true
