@@ -317,26 +317,38 @@ let readEvalResults (run: string) : Map<string, EvalResult> =
 /// "41.3 [36.5, 46.2]": accuracy and its 95% interval, in percent.
 let scoreText (s: Score) = sprintf "%s [%s, %s]" (pct s.Accuracy) (pct s.CiLow) (pct s.CiHigh)
 
-/// One RL training curve: metrics/rl-<specialty>-<advantage>.jsonl.
+/// One RL training curve: metrics/rl-<specialty>-<advantage>[-seed<k>].jsonl (seed 0: the run's main RL seed, whose
+/// experts are the ones merged and evaluated first; k ≥ 1: the extra seeds of the GBA-vs-GRPO comparison).
 type RlCurve =
     { Specialty: string
       Advantage: string
+      Seed: int
       File: string
       Rows: Json[] }
 
-/// Every metrics/rl-*.jsonl of the run, sorted by specialty then advantage. The advantage is the part after the last '-'
-/// (specialty names use '_').
+/// (specialty, advantage, seed) of a curve file's stem "rl-<specialty>-<advantage>[-seed<k>]"; specialty names use '_'.
+let parseRlCurveName (file: string) =
+    let stem = Path.GetFileNameWithoutExtension(file).Substring 3
+    let parts = stem.Split '-'
+    let seed, named =
+        match Array.last parts with
+        | p when p.StartsWith "seed" && p.Length > 4 && Seq.forall Char.IsDigit (p.Substring 4) -> int (p.Substring 4), parts[.. parts.Length - 2]
+        | _ -> 0, parts
+    if named.Length <> 2 || named |> Array.exists String.IsNullOrEmpty then
+        fail "%s: expected the name rl-<specialty>-<advantage>[-seed<k>].jsonl" file
+    named[0], named[1], seed
+
+/// Every metrics/rl-*.jsonl of the run, sorted by specialty, advantage, then seed.
 let readRlCurves (run: string) : RlCurve list =
     let dir = Path.Combine(run, "metrics")
-    let files = if Directory.Exists dir then Directory.GetFiles(dir, "rl-*.jsonl") |> Array.sort else [||]
+    let files = if Directory.Exists dir then Directory.GetFiles(dir, "rl-*.jsonl") else [||]
     if files.Length = 0 then fail "%s: no rl-*.jsonl (written by the pipeline's RL stage; has it run?)" dir
     [ for f in files ->
-        let stem = Path.GetFileNameWithoutExtension(f).Substring 3
-        let cut = stem.LastIndexOf '-'
-        if cut <= 0 then fail "%s: expected the name rl-<specialty>-<advantage>.jsonl" f
+        let specialty, advantage, seed = parseRlCurveName f
         let rows = readJsonLines f
         if rows.Length = 0 then fail "%s: empty" f
-        { Specialty = stem.Substring(0, cut); Advantage = stem.Substring(cut + 1); File = f; Rows = rows } ]
+        { Specialty = specialty; Advantage = advantage; Seed = seed; File = f; Rows = rows } ]
+    |> List.sortBy (fun c -> c.Specialty, c.Advantage, c.Seed)
 
 /// (step, value) of one metric along a curve; fails naming the file:line where the metric is missing.
 let curveSeries (metric: string) (curve: RlCurve) =
