@@ -5,7 +5,7 @@ namespace MMedExpert.Data.MedSynth;
 
 /// <summary>
 /// What the embedded base is pretrained on (<c>mmx pretrain</c>): perception and the answer format, never the guideline
-/// or a diagnosis, which are what DSA and GBA add. Three samples per MedSynth item:
+/// or a diagnosis, which are what DSA and GBA add. Two samples per MedSynth item:
 /// <list type="bullet">
 /// <item><b>findings</b>: the item's own diagnosis prompt, answered with the first step of the compact trace only,
 /// "&lt;think&gt;Key findings: i1; i2; c1; c2." (an <see cref="VisionChatSample.Open"/> sample: the turn's end is not trained,
@@ -13,12 +13,6 @@ namespace MMedExpert.Data.MedSynth;
 /// <item><b>finding question</b>: the same vignette and image asking which of five findings the patient has (the one true
 /// finding among the opposites of all four), answered in the full format with the option's letter
 /// "&lt;think&gt;Key findings: ….&lt;/think&gt;&lt;answer&gt;C&lt;/answer&gt;".</item>
-/// <item><b>clinical reading</b>: the vignette alone (no image, no options) asking for its clinical findings, answered
-/// "Key findings: c1; c2.": a short prompt whose only decisions are the two clinical findings. Reading a value against
-/// a threshold (temperature, pack-years, blood pressure, age) needs attention to the digits after one word among many
-/// numbers; inside the full prompt the base never learned it (47–52 % after 3,000 and 5,000 steps), on this short
-/// prompt a fresh model reads adult fever and smoking at 70 % and 77 % after 600 steps
-/// (paper/learnability/value-probe.fsx).</item>
 /// </list>
 /// The diagnoses appear only as the options of the first prompt, never as a target, so the base stays at chance on them.
 /// The letter (not the finding's text) is what makes that chance: asked for a diagnosis, the base answers some option's
@@ -28,7 +22,6 @@ namespace MMedExpert.Data.MedSynth;
 public static class PerceptionCurriculum
 {
     public const string FindingQuestion = "Which of the following findings does this patient have?";
-    public const string ClinicalQuestion = "List the key clinical findings.";
     const ulong QuestionStream = 11;
 
     /// <summary>"&lt;think&gt;Key findings: a; b; c; d." — the first step of <see cref="MedItemSamples.CompactTrace"/>.</summary>
@@ -44,15 +37,6 @@ public static class PerceptionCurriculum
         {
             AssistantText = $"{FindingsStep(item)}</think><answer>{question.Answer}</answer>",
         };
-        yield return ClinicalReading(item);
-    }
-
-    /// <summary>The vignette alone → "Key findings: c1; c2." (the clinical findings, in the trace's order and wording).</summary>
-    public static VisionChatSample ClinicalReading(MedItem item)
-    {
-        var findings = MedItemSamples.CompactFindings(item);
-        if (findings.Count != 4) throw new DataException($"item {item.Id}: expected 4 key findings, found {findings.Count}");
-        return new VisionChatSample([], $"{Vignette(item)} {ClinicalQuestion}", $"{MedItemSamples.CompactSteps[0]}: {findings[2]}; {findings[3]}.");
     }
 
     /// <summary>The item turned into a finding question: one of its four findings is the answer, the opposites of all four the distractors.</summary>
