@@ -5,8 +5,9 @@
 //
 //   dotnet fsi scripts/dev/make-sample-run.fsx OUT_DIR [SEED]
 //
-// Writes: config.json, metrics/rl-<specialty>-<gba|grpo>.jsonl, merged/<method>/conflicts.json (the merge code's
-// ConflictReport shape), eval/<model>/results.json (the eval harness's EvalResults shape).
+// Writes, in the pipeline's layout: config.json, metrics/rl-<specialty>-<gba|grpo>[-seed<k>].jsonl (three RL seeds),
+// merged/<method>/conflicts.json (the merge code's ConflictReport shape), eval/<model>/results.json (the eval harness's
+// EvalResults shape; each expert evaluated on its own specialty's items only, as the pipeline does).
 open System
 open System.Collections.Generic
 open System.IO
@@ -51,8 +52,10 @@ write "config.json"
            gba = {| advantages = advantages |}; merge = {| methods = methods |} |}, json) + "\n")
 
 // ---- RL curves ---------------------------------------------------------------------------------------------------
+let rlSeeds = 3
 for s in specialties do
     for adv in advantages do
+      for k in 0 .. rlSeeds - 1 do
         let lines =
             [ for step in 0 .. 11 ->
                 let progress = float step / 11.0
@@ -75,7 +78,7 @@ for s in specialties do
                 d["generation_s"] <- 3.0 + noise 0.5
                 d["learning_s"] <- 1.0 + noise 0.2
                 JsonSerializer.Serialize d ]
-        write (sprintf "metrics/rl-%s-%s.jsonl" s adv) (String.concat "\n" lines + "\n")
+        write (sprintf "metrics/rl-%s-%s%s.jsonl" s adv (if k = 0 then "" else sprintf "-seed%d" k)) (String.concat "\n" lines + "\n")
 
 // ---- merge conflicts (Algebra.Merge.Conflicts.ConflictReport, camelCase) ------------------------------------------
 let moduleNames = [ "self_attn.q_proj"; "self_attn.k_proj"; "self_attn.v_proj"; "self_attn.o_proj"; "mlp.gate_proj"; "mlp.up_proj"; "mlp.down_proj" ]
@@ -126,29 +129,33 @@ let score (acc: float) (count: int) =
     let p = float correct / float count
     let half = 1.96 * sqrt (p * (1.0 - p) / float count)
     {| n = count; correct = correct; accuracy = p; ci95 = {| low = clamp01 (p - half); high = clamp01 (p + half) |} |}
-let results (overall: float) (bySpecialty: float list) =
-    let o = score overall n
+/// Results over the given specialties' items (n / 4 each), grouped by specialty.
+let results (overall: float) (bySpecialty: (string * float) list) =
+    let o = score overall (n / specialties.Length * bySpecialty.Length)
     let groups = Dictionary<string, obj>()
-    for s, acc in List.zip specialties bySpecialty do groups[s] <- score acc (n / specialties.Length)
+    for s, acc in bySpecialty do groups[s] <- score acc (n / specialties.Length)
     {| benchmark = "medsynth-test"; n = o.n; correct = o.correct; accuracy = o.accuracy; ci95 = o.ci95
        invalid_format_rate = clamp01 (0.1 - overall / 10.0 + noise 0.02); no_answer_rate = clamp01 (0.05 + noise 0.02)
        extraction = {| answer_tag = 350; last_letter = 30 |}
        by_group = dict [ ("specialty", box groups) ]
        bootstrap = {| resamples = 1000; seed = seed; level = 0.95; method = "percentile" |}
        resumed = 0 |}
-let evalModel (name: string) (overall: float) (bySpecialty: float list) =
+let evalModel (name: string) (overall: float) (bySpecialty: (string * float) list) =
     write (sprintf "eval/%s/results.json" name) (JsonSerializer.Serialize(results overall bySpecialty, json) + "\n")
 
-let around (x: float) = [ for _ in specialties -> clamp01 (x + noise 0.08) ]
+let around (x: float) = [ for s in specialties -> s, clamp01 (x + noise 0.08) ]
 evalModel "base" 0.30 (around 0.30)
-for i, s in List.indexed specialties do
-    let own acc = specialties |> List.mapi (fun j _ -> if i = j then acc + 0.15 else acc + noise 0.03)
-    evalModel (s + "-sft") 0.38 (own 0.36)
-    evalModel (s + "-gba") 0.45 (own 0.42)
-    evalModel (s + "-grpo") 0.42 (own 0.39)
+for s in specialties do
+    // An expert is evaluated on its own specialty only.
+    for name, acc in [ "sft", 0.45; "gba", 0.55; "grpo", 0.50 ] do
+        let a = clamp01 (acc + noise 0.05)
+        evalModel (sprintf "%s-%s" s name) a [ s, a ]
 evalModel "merged-conflict_aware-gba" 0.52 (around 0.52)
 evalModel "merged-ties-gba" 0.49 (around 0.49)
 evalModel "merged-task_arithmetic-gba" 0.45 (around 0.45)
 evalModel "merged-conflict_aware-grpo" 0.48 (around 0.48)
+for k in 1 .. rlSeeds - 1 do
+    evalModel (sprintf "merged-conflict_aware-gba-seed%d" k) 0.52 (around 0.52)
+    evalModel (sprintf "merged-conflict_aware-grpo-seed%d" k) 0.48 (around 0.48)
 
 printfn "wrote a FAKE sample run (made-up numbers, for notebook development only) to %s" outDir

@@ -8,19 +8,24 @@ open System.IO
 open Expecto
 open MMedExpert.Tests.TestKit
 
-/// Runs a bash script of the repository; returns (exit code, stdout and stderr). Fails the test after `timeout`.
-let runRepoScript (script: string) (args: string list) (timeout: TimeSpan) =
-    let start = ProcessStartInfo("bash", Path.Combine(repoRoot, script) :: args,
-                                 RedirectStandardOutput = true, RedirectStandardError = true,
+/// Runs a program in the repository root; returns (exit code, stdout and stderr). Fails the test after `timeout`.
+let private runInRepo (exe: string) (args: string list) (timeout: TimeSpan) =
+    let start = ProcessStartInfo(exe, args, RedirectStandardOutput = true, RedirectStandardError = true,
                                  UseShellExecute = false, WorkingDirectory = repoRoot)
     use p = Process.Start start
     let out = p.StandardOutput.ReadToEndAsync()
     let err = p.StandardError.ReadToEndAsync()
     if not (p.WaitForExit timeout) then
         p.Kill true
-        failtestf "%s %s: still running after %O" script (String.concat " " args) timeout
+        failtestf "%s %s: still running after %O" exe (String.concat " " args) timeout
     p.WaitForExit()
     p.ExitCode, out.Result + err.Result
+
+/// Runs a bash script of the repository.
+let runRepoScript (script: string) (args: string list) (timeout: TimeSpan) = runInRepo "bash" (Path.Combine(repoRoot, script) :: args) timeout
+
+/// Runs an F# script of the repository with `dotnet fsi`.
+let runDotnetFsi (script: string) (args: string list) (timeout: TimeSpan) = runInRepo "dotnet" ("fsi" :: Path.Combine(repoRoot, script) :: args) timeout
 
 /// The runners reference the CLI's Release build. A Release test program was built together with it (the test project
 /// references the CLI), so the runners need not rebuild; from a Debug test build they build Release themselves.
@@ -68,6 +73,23 @@ let notebookTests =
                     Expect.isTrue (File.Exists png) (sprintf "%s is rendered (chromium is on PATH)" png)
                     Expect.sequenceEqual (File.ReadAllBytes(png) |> Array.truncate 4) pngSignature (sprintf "%s is a PNG" png)
             Expect.isTrue (File.Exists(Path.Combine(out.Path, "01-advantages", "advantages.md"))) "the advantage table is written"
+
+        testCase "02-rl-curves and 04-main-results read a run in the pipeline's layout: per-seed RL curves, experts evaluated on their own specialty" <| fun () ->
+            use dir = new TempDir()
+            let run = dir.File "sample-run"
+            let code, output = runDotnetFsi "scripts/dev/make-sample-run.fsx" [ run ] (TimeSpan.FromMinutes 3.0)
+            Expect.equal code 0 (sprintf "making the sample run; output:\n%s" output)
+            Expect.isTrue (File.Exists(Path.Combine(run, "metrics", "rl-pediatrics-grpo-seed2.jsonl"))) "the sample run has the extra RL seeds' curves"
+            let code, output =
+                runRepoScript "scripts/run-notebooks.sh" (buildArgs @ [ "--no-install"; "--run"; run; "--out"; dir.File "out"; "02-rl-curves"; "04-main-results" ]) (TimeSpan.FromMinutes 5.0)
+            Expect.equal code 0 (sprintf "run-notebooks.sh exit code; output:\n%s" output)
+            let seeds = File.ReadAllText(dir.File "out/02-rl-curves/rl-seeds.md")
+            Expect.stringContains seeds "| pediatrics       | grpo      | 2    |" "the seed table lists seed 2 of each curve, parsed from -seed2"
+            Expect.isFalse (seeds.Contains "seed2 ") "no '-seed<k>' is left in an advantage's name"
+            let main = File.ReadAllText(dir.File "out/04-main-results/main-results.md")
+            Expect.stringContains main "## Experts against the base on their own specialty" "the experts are compared with the base on their own specialty"
+            Expect.stringContains main "## What the merged model keeps of each expert" "and the merged model with each expert"
+            Expect.stringContains main "| pediatrics-sft" "the by-specialty table lists an expert evaluated on one specialty only"
 
         testCase "a notebook loads TorchSharp through NotebookKit; a failing cell makes the runner fail and name the error" <| fun () ->
             use dir = new TempDir()
