@@ -152,6 +152,38 @@ let tests =
                 Expect.isGreaterThan stats.Kl 0.0 "the second update starts away from the reference"
            } ]
 
+        test "the KL reference is the adapter RL starts from (an SFT expert), not the base: KL 0 before the first update, > 0 against the base" {
+            use dir = new TempDir()
+            let tok = tokenizer.Value
+            let prompt = (rlSamples dir.Path |> List.head).Prompt
+            let imEnd = (tok.TokenToId "<|im_end|>").Value
+            let completions =
+                [ "<think>Dense opacity. Therefore pneumonia.</think><answer>A</answer>"; "<answer>B</answer>" ]
+                |> List.map (fun t -> Array.append (tok.Encode t) [| imEnd |] :> IReadOnlyList<int>)
+            let klBeforeFirstUpdate reference =
+                use m = model 5L
+                use adapters = new LoraAdapters(m)
+                adapters.Add("rl", LoraConfig(R = 8, Alpha = 16.0, Dropout = 0.0, Init = LoraInit.Gaussian), 3L)
+                // A trained expert: B ≠ 0, so the adapter's policy differs from the base's.
+                do
+                    use _ = TorchSharp.torch.no_grad ()
+                    for w in adapters.Modules "rl" do w.B.normal_(0.0, 0.5) |> ignore
+                let generator = Qwen25VLGenerator(m, Func<IReadOnlyList<int>, string>(fun ids -> tok.Decode(ids)))
+                let options = GrpoOptions(KlReference = reference, Loss = GrpoLossOptions(Beta = 0.04))
+                let trainer = new GrpoTrainer(generator, adapters, "rl", encoder (), DefaultSpec.load (), Estimator.parse "grpo", rlSamples dir.Path, options)
+                adapters.SetActive "rl"
+                let logProbs = generator.ScoreCompletions(encoder().Prompts(List.replicate 2 prompt), completions) |> List.ofSeq
+                let rollouts = [ for c, lp in List.zip completions logProbs -> GrpoTrainer.RolloutForUpdate(prompt, c, lp) ]
+                let stats = trainer.Learn(rollouts, [| 1.0f; -1.0f |], 1e-3)
+                (trainer :> IDisposable).Dispose()
+                Expect.sequenceEqual adapters.Names [ "rl" ] "disposing the trainer removes its reference snapshot"
+                stats.Kl
+            let fromStart = klBeforeFirstUpdate KlReference.Start
+            let fromBase = klBeforeFirstUpdate KlReference.Base
+            Expect.floatClose Accuracy.high fromStart 0.0 "against the starting adapter the KL starts at 0"
+            Expect.isGreaterThan fromBase 1e-3 $"against the base the KL of a trained adapter is not 0 ({fromBase:G3})"
+        }
+
         test "a 2-step run writes per-perspective rewards; interrupted after step 1 and resumed it gives the same metrics" {
             use full = new TempDir()
             use cut = new TempDir()

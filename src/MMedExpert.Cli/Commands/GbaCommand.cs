@@ -60,6 +60,10 @@ public static class GbaCommand
         var group = new Option<int>("--group-size") { Description = "G: completions sampled per prompt", DefaultValueFactory = _ => 8 };
         var prompts = new Option<int>("--prompts-per-step") { Description = "Prompts per step", DefaultValueFactory = _ => 4 };
         var beta = new Option<double>("--beta") { Description = "KL penalty weight (0: no reference pass)", DefaultValueFactory = _ => 0.02 };
+        var klReference = new Option<string>("--kl-reference")
+        {
+            Description = "KL reference policy: start (the adapter RL starts from) or base (adapters off)", DefaultValueFactory = _ => "start",
+        };
         var kl = new Option<string>("--kl") { Description = "KL estimator: k1, k2, k3", DefaultValueFactory = _ => "k3" };
         var aggregation = new Option<string>("--loss-aggregation")
         {
@@ -79,7 +83,7 @@ public static class GbaCommand
         var json = new Option<bool>("--json") { Description = "Print the result as JSON" };
         var dtype = new Option<string>("--dtype") { Description = "Matmul precision: fp32, or bf16 (mixed precision, fp32 master weights)", DefaultValueFactory = _ => "fp32" };
         var cmd = new Command("gba", "RL of one expert's adapter with guideline-based advantages (GRPO-style; --advantage for ablations)");
-        foreach (var o in new Option[] { baseDir, adapter, data, spec, outDir, specialty, advantage, steps, group, prompts, beta, kl, aggregation,
+        foreach (var o in new Option[] { baseDir, adapter, data, spec, outDir, specialty, advantage, steps, group, prompts, beta, klReference, kl, aggregation,
                                           multiStrategy, temperature, topP, maxNew, lr, updates, rolloutBatch, checkpointEvery, seed, metrics, resume, json, dtype })
             cmd.Options.Add(o);
         cmd.SetAction(parse =>
@@ -95,6 +99,7 @@ public static class GbaCommand
                     Steps = parse.GetValue(steps), GroupSize = parse.GetValue(group), PromptsPerStep = parse.GetValue(prompts),
                     Temperature = parse.GetValue(temperature), TopP = parse.GetValue(topP), MaxNewTokens = parse.GetValue(maxNew),
                     RolloutBatch = parse.GetValue(rolloutBatch), UpdatesPerBatch = parse.GetValue(updates), MultiStrategy = parse.GetValue(multiStrategy),
+                    KlReference = ParseKlReference(parse.GetValue(klReference)!),
                     LearningRate = parse.GetValue(lr), CheckpointEvery = parse.GetValue(checkpointEvery), Seed = parse.GetValue(seed),
                     Loss = new GrpoLossOptions
                     {
@@ -120,6 +125,13 @@ public static class GbaCommand
         "k2" => KlEstimator.K2,
         "k3" => KlEstimator.K3,
         _ => throw new MmxException($"--kl: unknown estimator '{name}' (known: k1, k2, k3)"),
+    };
+
+    public static KlReference ParseKlReference(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "start" => KlReference.Start,
+        "base" => KlReference.Base,
+        _ => throw new MmxException($"--kl-reference: unknown reference '{name}' (known: start, base)"),
     };
 
     public static LossAggregation ParseAggregation(string name) => name.Trim().ToLowerInvariant() switch

@@ -110,6 +110,8 @@ public sealed record GbaConfig
     public int MaxNewTokens { get; init; } = 64;
     public double LearningRate { get; init; } = 5e-4;
     public double Beta { get; init; } = 0.02;
+    /// <summary>The KL reference: start (the DSA expert RL begins from) or base (adapters off).</summary>
+    public MMedExpert.Core.Training.Grpo.KlReference KlReference { get; init; } = MMedExpert.Core.Training.Grpo.KlReference.Start;
     /// <summary>The guideline reward spec (JSON); null = the embedded default.</summary>
     public string? Spec { get; init; }
     /// <summary>Advantage estimators to train with: the first is the method, the rest are ablations.</summary>

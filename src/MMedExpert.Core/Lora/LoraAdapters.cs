@@ -12,7 +12,7 @@ namespace MMedExpert.Core.Lora;
 /// <item>Creating this object freezes the whole base: no base parameter requires grad (so none gets a gradient or
 /// optimizer state); only the parameters from <see cref="TrainableParameters"/> do.</item>
 /// <item>Several adapters may exist; <see cref="SetActive"/> picks one, several (their changes add up) or none (the exact
-/// base model: the RL reference policy without a second copy of the weights).</item>
+/// base model, without a second copy of the weights).</item>
 /// <item><see cref="Merge"/> folds an adapter into the base weights; <see cref="Unmerge"/> restores them.</item>
 /// </list>
 /// </summary>
@@ -110,6 +110,18 @@ public sealed class LoraAdapters : IDisposable
         }
         configs[name] = config;
         byAdapter[name] = weights.OrderBy(w => w.ModulePath, StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>
+    /// Adds adapter <paramref name="name"/> as a copy of <paramref name="source"/>'s current weights (frozen, inactive):
+    /// a snapshot, e.g. the policy RL starts from, kept as its KL reference at the cost of one more adapter.
+    /// </summary>
+    public void Copy(string source, string name)
+    {
+        var config = Config(source);
+        if (IsMerged(source)) throw new LoraException($"adapter '{source}' is merged; unmerge it before copying it");
+        var weights = Modules(source).Select(w => new LoraWeights(name, w.ModulePath, w.A, w.B, w.InitialA, w.InitialB, w.Scale, w.Dropout)).ToList();
+        Attach(name, config, weights);
     }
 
     void CheckNewName(string name)

@@ -12,7 +12,7 @@ namespace MMedExpert.Core.Lora;
 /// Its weight change is ΔW = scale·(B·A − B₀·A₀). PiSSA/OLoRA in PEFT overwrite the base weight with the residual
 /// W − scale·B₀A₀ and add scale·B·A; here the base weight is never touched and the residual is applied as the frozen
 /// term instead. Same function, same gradients for A and B, but several experts with different base-changing inits
-/// share one base, "no adapter active" is exactly the original base (the RL reference policy), and ΔW is already a
+/// share one base, "no adapter active" is exactly the original base, and ΔW is already a
 /// delta from the original base (saved as PEFT's rank-2r conversion).
 /// </para>
 /// Factors are float32 on the base weight's device, whatever the base dtype (PEFT's autocast_adapter_dtype).

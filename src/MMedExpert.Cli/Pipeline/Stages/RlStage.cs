@@ -10,7 +10,8 @@ namespace MMedExpert.Cli.Pipeline.Stages;
 
 /// <summary>
 /// Stage 5, GBA: reinforcement learning of each expert from its DSA adapter, with the guideline-based advantage (the
-/// method) and, as the ablation, plain GRPO on the same rewards; reference policy = the base (adapters off).
+/// method) and, as the ablation, plain GRPO on the same rewards; KL reference = the DSA expert RL starts from
+/// (<c>gba.kl_reference</c>).
 /// </summary>
 public static class RlStage
 {
@@ -44,7 +45,7 @@ public static class RlStage
                     {
                         Steps = c.Steps, PromptsPerStep = c.PromptsPerStep, GroupSize = c.GroupSize, Temperature = c.Temperature,
                         TopP = c.TopP, MaxNewTokens = c.MaxNewTokens, LearningRate = c.LearningRate,
-                        Loss = new GrpoLossOptions { Beta = c.Beta }, Advantage = advantage,
+                        Loss = new GrpoLossOptions { Beta = c.Beta }, KlReference = c.KlReference, Advantage = advantage,
                         Seed = Seeds.Derive(run.Config.Seed, seed == 0 ? $"rl-{specialty}" : $"rl-{specialty}-seed{seed}"), // same seeds for every advantage: a paired ablation
                         CheckpointEvery = 5, OutputDir = work,
                     };

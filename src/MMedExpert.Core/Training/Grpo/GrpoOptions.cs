@@ -19,6 +19,8 @@ public sealed record GrpoOptions
     /// <summary>Split each group across the spec's guideline prompts (GBA's multi-strategy rollouts).</summary>
     public bool MultiStrategy { get; init; }
     public GrpoLossOptions Loss { get; init; } = new();
+    /// <summary>The policy the KL penalty pulls toward (used when Loss.Beta ≠ 0).</summary>
+    public KlReference KlReference { get; init; } = KlReference.Start;
     public double LearningRate { get; init; } = 1e-4;
     public int WarmupSteps { get; init; }
     public double ClipNorm { get; init; } = 1.0;
@@ -31,3 +33,9 @@ public sealed record GrpoOptions
     /// <summary>Where the metrics go (default OutputDir/metrics.jsonl).</summary>
     public string? MetricsPath { get; init; }
 }
+
+/// <summary>
+/// The KL reference policy. <see cref="Start"/> (GRPO's choice: DeepSeekMath's reference is the initial policy) is the adapter as RL found it, the SFT
+/// expert; <see cref="Base"/> is the model with adapters off, which pulls an expert back toward the pre-DSA base.
+/// </summary>
+public enum KlReference { Start, Base }

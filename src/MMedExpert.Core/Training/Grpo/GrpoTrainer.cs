@@ -16,7 +16,9 @@ namespace MMedExpert.Core.Training.Grpo;
 /// GRPO-style reinforcement learning of one LoRA adapter: each step samples G completions for each of P prompts,
 /// scores them with a guideline reward spec (one reward per perspective), turns rewards into advantages with an
 /// estimator from the Algebra library (GBA by default), and takes μ clipped policy-gradient steps with a KL penalty to
-/// the reference policy, which is the same model with its adapters switched off (no second copy of the weights).
+/// the reference policy. By default that is the policy RL starts from: the trainer snapshots the adapter when it is
+/// created (a frozen LoRA copy, not a second copy of the model), so a resumed run keeps the same reference.
+/// <see cref="KlReference.Base"/> uses the model with its adapters off instead.
 /// </summary>
 public sealed class GrpoTrainer : IDisposable
 {
@@ -31,6 +33,8 @@ public sealed class GrpoTrainer : IDisposable
     readonly IReadOnlyList<Parameter> parameters;
     readonly ProgressReporter progress;
     readonly string[] perspectives;
+    /// <summary>The frozen snapshot of the starting adapter; null when the reference is the base or β = 0.</summary>
+    readonly string? referenceAdapter;
 
     public AdamW Optimizer { get; }
     public string? CheckpointDir => o.CheckpointDir ?? (o.OutputDir is null ? null : Path.Combine(o.OutputDir, "checkpoint"));
@@ -52,6 +56,11 @@ public sealed class GrpoTrainer : IDisposable
         o = options;
         this.progress = progress ?? ProgressReporter.None;
         perspectives = GuidelineSpecModule.perspectiveNames(spec);
+        if (o.Loss.Beta != 0 && o.KlReference == KlReference.Start)
+        {
+            referenceAdapter = adapter + "-kl-reference";
+            lora.Copy(adapter, referenceAdapter);
+        }
         lora.SetActive(adapter);
         parameters = lora.TrainableParameters(adapter);
         Optimizer = optim.AdamW(parameters, o.LearningRate, 0.9, 0.999, 1e-8, 0.0);
@@ -270,11 +279,12 @@ public sealed class GrpoTrainer : IDisposable
         return rollouts;
     }
 
-    /// <summary>Log-probabilities of the sampled tokens under the reference policy: the same model, adapters off.</summary>
+    /// <summary>Log-probabilities of the sampled tokens under the reference policy (the starting snapshot, or no adapter).</summary>
     List<float[]> ReferenceLogProbs(List<VisionChatSample> prompts, List<IReadOnlyList<int>> completions)
     {
         var result = new List<float[]>();
-        lora.SetActive();
+        if (referenceAdapter is null) lora.SetActive();
+        else lora.SetActive(referenceAdapter);
         try
         {
             for (int start = 0; start < prompts.Count; start += o.RolloutBatch)
@@ -340,8 +350,12 @@ public sealed class GrpoTrainer : IDisposable
         ["top_p"] = o.TopP, ["max_new_tokens"] = o.MaxNewTokens, ["rollout_batch"] = o.RolloutBatch, ["updates"] = o.UpdatesPerBatch,
         ["multi_strategy"] = o.MultiStrategy, ["lr"] = o.LearningRate, ["warmup_steps"] = o.WarmupSteps, ["clip_norm"] = o.ClipNorm,
         ["seed"] = o.Seed, ["beta"] = o.Loss.Beta, ["kl"] = o.Loss.Kl.ToString(), ["clip_low"] = o.Loss.ClipLow,
-        ["clip_high"] = o.Loss.ClipHigh, ["aggregation"] = o.Loss.Aggregation.ToString(),
+        ["clip_high"] = o.Loss.ClipHigh, ["aggregation"] = o.Loss.Aggregation.ToString(), ["kl_reference"] = o.KlReference.ToString(),
     };
 
-    public void Dispose() => Optimizer.Dispose();
+    public void Dispose()
+    {
+        Optimizer.Dispose();
+        if (referenceAdapter is not null && lora.Contains(referenceAdapter)) lora.Remove(referenceAdapter);
+    }
 }
