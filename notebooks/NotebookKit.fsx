@@ -262,8 +262,10 @@ let markdownTable (header: string list) (rows: string list list) =
       for r in rows -> line (pad r) ]
     |> String.concat "\n"
 
-/// A fraction as a percentage with one decimal.
-let pct (x: float) = if Double.IsNaN x then "n/a" else sprintf "%.1f" (100.0 * x)
+/// A fraction as a percentage with one decimal, rounded as the pipeline's report rounds it ("0.0": halves away from
+/// zero; sprintf "%.1f" rounds 77 of 400 = 19.25 to 19.2 where the report prints 19.3).
+let pct (x: float) =
+    if Double.IsNaN x then "n/a" else (100.0 * x).ToString("0.0", Globalization.CultureInfo.InvariantCulture)
 
 // ---- what the pipeline's stages wrote (docs/run-layout.md) -------------------------------------------------------------
 

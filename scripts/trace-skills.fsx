@@ -56,12 +56,16 @@ let score (item: MedItem) (output: string) (answerCorrect: bool) =
       Answer = answerCorrect }
 
 let report (name: string) (scored: Scores list) =
-    let pct f = 100.0 * (scored |> List.averageBy (fun s -> if f s then 1.0 else 0.0))
-    printfn "%-28s %5d %7.1f %7.1f %8.1f %9.1f %8.1f %9.1f %8.1f %7.1f" name scored.Length
+    // Count, then divide once, and round halves away from zero as the report does ("0.0"; "%.1f" rounds them to even):
+    // 77 of 400 is 19.25, which the report prints 19.3.
+    let pct f =
+        let v = 100.0 * float (scored |> List.filter f |> List.length) / float scored.Length
+        v.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)
+    printfn "%-32s %5d %7s %7s %8s %9s %8s %9s %8s %7s" name scored.Length
         (pct _.Parsed) (pct _.Image) (pct _.Clinical) (pct _.Pairings) (pct _.PairingsFromOwn) (pct _.Conclusion) (pct _.ConclusionFromOwn) (pct _.Answer)
 
 let header () =
-    printfn "%-28s %5s %7s %7s %8s %9s %8s %9s %8s %7s" "model" "n" "parsed" "image" "clinical" "pairings" "xor(own)" "diagnosis" "table(own)" "answer"
+    printfn "%-32s %5s %7s %7s %8s %9s %8s %9s %8s %7s" "model" "n" "parsed" "image" "clinical" "pairings" "xor(own)" "diagnosis" "table(own)" "answer"
 
 let load (path: string) = (MedItemLoader.Load(path, false)).Items |> Seq.map (fun i -> i.Id, i) |> Map.ofSeq
 
