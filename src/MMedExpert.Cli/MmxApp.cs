@@ -16,6 +16,7 @@ public static class MmxApp
         root.Subcommands.Add(TokenizerFixtureCommand.Create());
         root.Subcommands.Add(GenerateCommand.Create());
         root.Subcommands.Add(MergeCommand.Create());
+        root.Subcommands.Add(ExportCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(DsaCommand.Create());
         root.Subcommands.Add(GbaCommand.Create());

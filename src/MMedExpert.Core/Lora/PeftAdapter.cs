@@ -174,10 +174,13 @@ public sealed class PeftAdapter : IDisposable
     /// at all). Adapters from a base-changing init are written as their change from the ORIGINAL base, like PEFT's
     /// <c>path_initial_model_for_weight_conversion</c>: ΔW = B·A − B₀·A₀ = [B | −B₀]·[A ; A₀], a rank-2r LoRA with
     /// alpha doubled (×√2 with rsLoRA) so the scale is unchanged, and <c>init_lora_weights = true</c>.
+    /// <paramref name="baseModelNameOrPath"/> replaces the config's base_model_name_or_path (e.g. `mmx export` naming the
+    /// base the adapter was loaded on).
     /// </summary>
-    public static void Save(LoraAdapters adapters, string name, string dir)
+    public static void Save(LoraAdapters adapters, string name, string dir, string? baseModelNameOrPath = null)
     {
         var config = adapters.Config(name);
+        if (baseModelNameOrPath is not null) config = config with { BaseModelNameOrPath = baseModelNameOrPath };
         var modules = adapters.Modules(name);
         bool converted = modules.Any(w => w.InitialA is not null);
         if (converted && !modules.All(w => w.InitialA is not null))
