@@ -46,8 +46,9 @@ public static class HfModelConfig
         SetDefault(root, "sliding_window", 4096);
         SetDefault(root, "max_window_layers", 80);
         var vision = root["vision_config"]!.AsObject();
-        vision.Remove("torch_dtype");
-        vision.Remove("dtype");
+        // 4.50's Qwen2_5_VLVisionConfig has in_channels and patch_size, not the older aliases in_chans/spatial_patch_size
+        // (equal to them, the reader checks), and no initializer_range: the keys it writes, no others.
+        foreach (var key in new[] { "torch_dtype", "dtype", "in_chans", "spatial_patch_size", "initializer_range" }) vision.Remove(key);
         vision["model_type"] = ModelType;
         return Sorted(root).ToJsonString(Json) + "\n";
     }
