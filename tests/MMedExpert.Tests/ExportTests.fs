@@ -281,6 +281,37 @@ let tests =
             noLeftovers dir.Path [ "tokenizer"; "base"; "adapter"; "out"; "neither" ]
         }
 
+        test "a run folder exports its main merged model; --run names its experts; a run without a merged model is one line" {
+            use dir = new TempDir()
+            let baseDir, adapterDir, model, adapters = baseAndAdapter dir
+            adapters.Dispose()
+            model.Dispose()
+            let run = dir.File "run"
+            let config = MMedExpert.Cli.Pipeline.PipelineConfig()
+            Directory.CreateDirectory(Path.Combine(run, "stages")) |> ignore
+            File.WriteAllText(Path.Combine(run, "config.json"), config.ToJson())
+            oneLineError (runMmx [ "export"; "--model"; run; "--out"; dir.File "none" ]) "no main merged model"
+            let struct (method, from) = MMedExpert.Cli.Pipeline.Stages.MergeStage.Merges(config) |> Seq.head
+            let main = Path.Combine(run, "merged", $"{method}-{from}")
+            // The main merged model: here the adapter merged by export itself; a second merge method beside it is not chosen.
+            let code, _, err = runMmx [ "export"; "--model"; adapterDir; "--out"; main ]
+            Expect.equal code 0 $"mmx export into the run: {err}"
+            let code, _, err = runMmx [ "export"; "--model"; baseDir; "--out"; Path.Combine(run, "merged", "zz_other-gba") ]
+            Expect.equal code 0 $"mmx export into the run: {err}"
+            let code, stdout, err = runMmx [ "export"; "--model"; run; "--out"; dir.File "from-run"; "--json" ]
+            Expect.equal code 0 $"mmx export RUN: {err}"
+            use doc = JsonDocument.Parse stdout
+            Expect.equal (doc.RootElement.GetProperty("base_dir").GetString()) (Path.GetFullPath main) "the run's main merged model"
+            Expect.equal (tensorNames (dir.File "from-run")) (tensorNames main) "exported"
+            let expert = Path.Combine(run, "experts", "pediatrics", "gba")
+            Directory.CreateDirectory(Path.GetDirectoryName expert) |> ignore
+            Directory.Move(adapterDir, expert)
+            let code, stdout, err = runMmx [ "export"; "--run"; run; "--model"; "pediatrics/gba"; "--out"; dir.File "expert"; "--adapter"; "--json" ]
+            Expect.equal code 0 $"mmx export --run RUN --model NAME: {err}"
+            use doc = JsonDocument.Parse stdout
+            Expect.equal (doc.RootElement.GetProperty("adapter_dir").GetString()) (Path.GetFullPath expert) "the expert inside the run"
+        }
+
         test "models/medsynth-base exports in bf16 (auto), also sharded, and mmx generate answers with the export as with the base" {
             use dir = new TempDir()
             let source = Path.Combine(repoRoot, "models", "medsynth-base")
