@@ -9,7 +9,8 @@ namespace MMedExpert.Core.Export;
 /// nothing between parts, an image as &lt;|vision_start|&gt;&lt;|image_pad|&gt;&lt;|vision_end|&gt; (a video with
 /// &lt;|video_pad|&gt;), optionally numbered with add_vision_id; add_generation_prompt appends "&lt;|im_start|&gt;assistant\n".
 /// This is the text <see cref="Tokenization.Qwen25VLChat"/> renders (its default system prompt, before the processor
-/// expands each &lt;|image_pad|&gt; to the image's token count); ExportTests checks the two agree.
+/// expands each &lt;|image_pad|&gt; to the image's token count); ExportTests renders this string with a Jinja subset and
+/// checks the two agree.
 /// </summary>
 public static class QwenChatTemplate
 {
