@@ -18,6 +18,9 @@ open MMedExpert.Core.Lora
 open MMedExpert.Core.Model.Generation
 open MMedExpert.Core.Training
 open MMedExpert.Serving.Client
+open MMedExpert.Serving.Server
+open MMedExpert.Core.Model
+open MMedExpert.Core.IO
 open MMedExpert.Tests.TestKit
 open MMedExpert.Tests.TinyVlm
 
@@ -66,6 +69,31 @@ let private completion (choices: (int list * string * float32) list) =
                                   "logprobs", JsonObject(dict [ "content", content :> JsonNode ])
                                   "finish_reason", JsonValue.Create finish ])))
     JsonObject(dict [ "model", JsonValue.Create "m" :> JsonNode; "choices", arr ]).ToJsonString()
+
+/// `mmx serve` of a checkpoint on a free loopback port (in-process), stopped on Dispose.
+type private LoopbackServer(modelDir: string) =
+    let server = OpenAiServer.StartAsync(ServeOptions(ModelDir = modelDir, Port = 0, MaxBatch = 8, MaxModelLen = 512)).GetAwaiter().GetResult()
+    member _.Url = server.BaseAddress.ToString()
+    member _.BaseName = server.Options.BaseModelName
+    interface IDisposable with
+        member _.Dispose() = server.StopAsync().GetAwaiter().GetResult()
+
+/// A LoRA adapter on the base whose B factors are random (so the policy differs from the base), saved as PEFT.
+let private randomAdapter (baseDir: string) (dir: string) =
+    use m = Qwen25VL.Load baseDir
+    use adapters = new LoraAdapters(m)
+    adapters.Add("a", LoraConfig(R = 4, Alpha = 8.0, Dropout = 0.0, Init = LoraInit.Gaussian), 1L)
+    do
+        use _ = TorchSharp.torch.no_grad()
+        for w in adapters.Modules "a" do
+            w.B.copy_(TorchSharp.torch.randn(w.B.shape, generator = new TorchSharp.torch.Generator(7UL)).mul(TorchSharp.Scalar.op_Implicit 0.05)) |> ignore
+    adapters.Save("a", dir)
+    dir
+
+/// The tensors of a PEFT folder (copied out of the file), by name.
+let private adapterTensors (dir: string) =
+    use file = SafetensorsFile.Open(Path.Combine(dir, "adapter_model.safetensors"))
+    file.LoadAll(copy = true) |> Seq.map (fun struct (n, t) -> n, t) |> Map.ofSeq
 
 [<Tests>]
 let tests =
@@ -227,5 +255,87 @@ let tests =
             Expect.stringContains err $"http://127.0.0.1:{port}/v1/chat/completions" "names the URL"
             Expect.stringContains err "cannot connect" "says what failed"
             Expect.equal (err.Trim().Split('\n').Length) 1 "one line"
+        }
+    
+        test "end to end against mmx serve: eval --endpoint predicts what in-process eval does; an unknown model is one line naming URL and message" {
+            use dir = new TempDir()
+            let data, baseDir = TrainingCliTests.medSynthWithTinyBase dir
+            let eval out extra =
+                runMmx ([ "eval"; "--bench"; "medsynth"; "--data"; Path.Combine(data, "sft.jsonl"); "--out"; out; "--limit"; "4"; "--batch-size"; "2"
+                          "--max-new-tokens"; "8" ] @ extra)
+            let code, _, err = eval (dir.File "local") [ "--base"; baseDir ]
+            Expect.equal code 0 $"in-process eval: {err}"
+            use server = new LoopbackServer(baseDir)
+            let code, _, err = eval (dir.File "remote") [ "--endpoint"; server.Url; "--model"; server.BaseName; "--concurrency"; "2" ]
+            Expect.equal code 0 $"endpoint eval: {err}"
+            let predictions d = File.ReadAllText(Path.Combine(d, "predictions.jsonl"))
+            Expect.equal (File.ReadAllLines(Path.Combine(dir.File "remote", "predictions.jsonl")).Length) 4 "four predictions"
+            Expect.equal (predictions (dir.File "remote")) (predictions (dir.File "local")) "same greedy outputs and grades, same format"
+            Expect.equal (File.ReadAllText(Path.Combine(dir.File "remote", "results.json"))) (File.ReadAllText(Path.Combine(dir.File "local", "results.json"))) "same results"
+            let code, _, err = eval (dir.File "remote") [ "--endpoint"; server.Url; "--model"; server.BaseName ]
+            Expect.equal code 0 $"rerun: {err}"
+            Expect.equal ((JsonDocument.Parse(File.ReadAllText(Path.Combine(dir.File "remote", "results.json")))).RootElement.GetProperty("resumed").GetInt32()) 4 "resumed"
+            let code, _, err = eval (dir.File "unknown") [ "--endpoint"; server.Url; "--model"; "no-such-model" ]
+            Expect.equal code 2 "an input error"
+            Expect.equal (err.Trim().Split('\n').Length) 1 "one line"
+            Expect.stringContains err $"{server.Url}v1/chat/completions" "names the URL"
+            Expect.stringContains err "404" "names the status"
+            Expect.stringContains err "no-such-model" "carries the server's message"
+        }
+
+        test "end to end against mmx serve: gba --rollout-endpoint runs 2 steps, publishes the adapter each step, learns locally, matches local rollouts' log-probs" {
+            use dir = new TempDir()
+            let data, baseDir = TrainingCliTests.medSynthWithTinyBase dir
+            let start = randomAdapter baseDir (dir.File "start")
+            use server = new LoopbackServer(baseDir)
+            let gba out extra =
+                runMmx ([ "gba"; "--base"; baseDir; "--adapter"; start; "--data"; data; "--specialty"; "pediatrics"; "--out"; out; "--steps"; "2"
+                          "--group-size"; "2"; "--prompts-per-step"; "2"; "--max-new-tokens"; "8"; "--checkpoint-every"; "1"; "--seed"; "3"; "--json"
+                          // KL to the base: the random starting adapter is far from it, so every step moves the adapter even when
+                          // all rewards of a group tie (a random tiny model rarely earns any).
+                          "--kl-reference"; "base"; "--lr"; "0.02" ] @ extra)
+            let remote = dir.File "remote"
+            let code, _, err = gba remote [ "--rollout-endpoint"; server.Url; "--rollout-model"; "policy"; "--rollout-concurrency"; "2" ]
+            Expect.equal code 0 $"mmx gba --rollout-endpoint: {err}"
+            let lines = MetricsWriter.Read(Path.Combine(remote, "metrics.jsonl"))
+            Expect.equal lines.Count 2 "a metrics line per step"
+            for line in lines do
+                let gap = line["rollout_logprob_gap"].GetValue<double>()
+                let step = line["step"].GetValue<int64>()
+                // The server decodes with the published adapter in fp32: its log-probs are the trainer's up to rounding. Step 2's
+                // adapter is the once-updated one, so a server still on the starting adapter (or on the base) would be far off.
+                Expect.isLessThan gap 1e-3 $"step {step}: endpoint log-probs match the trainer's (gap {gap})"
+                Expect.isTrue (line["response_length"].GetValue<double>() >= 1.0 && line["response_length"].GetValue<double>() <= 9.0) "lengths within max_new_tokens + stop"
+            use client = new OpenAiClient(server.Url)
+            let served = client.ModelsAsync().GetAwaiter().GetResult()
+            let policy = served |> Seq.tryFind (fun m -> m.Id = "policy")
+            Expect.isSome policy "the published adapter is listed"
+            Expect.equal policy.Value.Root (Path.GetFullPath(Path.Combine(remote, "endpoint-adapter", "step-2"))) "by the path of step 2's folder"
+            Expect.equal policy.Value.Parent server.BaseName "on the base"
+            // The adapter learned locally: step 1 published the start, step 2 the once-updated adapter, and the run saved the trained one.
+            let differs (a: Map<string, TorchSharp.torch.Tensor>) (b: Map<string, TorchSharp.torch.Tensor>) =
+                Expect.equal (Set.ofSeq (Map.keys a)) (Set.ofSeq (Map.keys b)) "the same modules"
+                a |> Map.exists (fun k t -> not (sameTensor t b[k]))
+            let initial = adapterTensors start
+            let published k = adapterTensors (Path.Combine(remote, "endpoint-adapter", $"step-{k}"))
+            Expect.isFalse (differs initial (published 1)) "step 1 published the starting adapter"
+            Expect.isTrue (differs (published 1) (published 2)) "step 2 published the updated adapter"
+            Expect.isTrue (differs initial (adapterTensors (Path.Combine(remote, "adapter")))) "the trained adapter differs from the start"
+            // The local path with the same settings (μ = 1): sampled tokens differ (another random stream), the bookkeeping does not.
+            let local = dir.File "local"
+            let code, _, err = gba local []
+            Expect.equal code 0 $"local gba: {err}"
+            let localLines = MetricsWriter.Read(Path.Combine(local, "metrics.jsonl"))
+            Expect.equal localLines.Count 2 "local: 2 steps"
+            for name, ls in [ "endpoint", lines; "local", localLines ] do
+                for l in ls do
+                    // μ = 1: the importance ratio is exactly 1 on both paths, so nothing is clipped.
+                    Expect.equal (l["clip_fraction"].GetValue<double>()) 0.0 $"{name}: no clipping at μ = 1"
+                    Expect.isGreaterThan (l["kl"].GetValue<double>()) 0.0 $"{name}: KL to the base > 0"
+            let keys (l: JsonObject) = l |> Seq.map (fun kv -> kv.Key) |> Set.ofSeq
+            Expect.equal (keys lines[0] - keys localLines[0]) (set [ "rollout_logprob_gap"; "rollout_logprob_gap_max"; "rollout_endpoint_s"; "rollout_rescore_s" ]) "the same metrics plus the endpoint's"
+            let code, _, err = gba remote [ "--rollout-endpoint"; server.Url; "--rollout-model"; "policy"; "--resume" ]
+            Expect.equal code 0 $"resuming a finished run: {err}"
+            Expect.equal (MetricsWriter.Read(Path.Combine(remote, "metrics.jsonl")).Count) 2 "nothing rerun"
         }
     ]
