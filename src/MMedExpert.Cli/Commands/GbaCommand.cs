@@ -51,6 +51,8 @@ public sealed record GbaResult(string Advantage, int Prompts, long Steps, bool C
 /// for ablations): G sampled completions per prompt, one reward per clinical perspective from the guideline spec,
 /// advantages from the Algebra library, clipped policy-gradient updates with a KL penalty to the base (adapter off).
 /// Writes OUT/metrics.jsonl (one line per step), OUT/checkpoint/ (resumable) and the trained adapter as PEFT in OUT/adapter/.
+/// With --rollout-endpoint the completions come from an OpenAI-compatible server (Serving/Client/EndpointRollouts), the
+/// adapter being published to it before each step; learning stays here (docs/endpoint-client.md).
 /// </summary>
 public static class GbaCommand
 {

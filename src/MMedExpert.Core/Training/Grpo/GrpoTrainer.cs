@@ -18,7 +18,8 @@ namespace MMedExpert.Core.Training.Grpo;
 /// estimator from the Algebra library (GBA by default), and takes μ clipped policy-gradient steps with a KL penalty to
 /// the reference policy. By default that is the policy RL starts from: the trainer snapshots the adapter when it is
 /// created (a frozen LoRA copy, not a second copy of the model), so a resumed run keeps the same reference.
-/// <see cref="KlReference.Base"/> uses the model with its adapters off instead.
+/// <see cref="KlReference.Base"/> uses the model with its adapters off instead. Completions come from an
+/// <see cref="IRolloutSource"/>: the trainer's own model by default (<see cref="LocalRollouts"/>), or a server.
 /// </summary>
 public sealed class GrpoTrainer : IDisposable
 {
