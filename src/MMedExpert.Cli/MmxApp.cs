@@ -25,6 +25,7 @@ public static class MmxApp
         root.Subcommands.Add(ParityCommand.Create());
         root.Subcommands.Add(PretrainCommand.Create());
         root.Subcommands.Add(PipelineCommand.Create());
+        root.Subcommands.Add(ServeCommand.Create());
         return root;
     }
 

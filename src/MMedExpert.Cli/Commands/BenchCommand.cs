@@ -16,6 +16,7 @@ public static class BenchCommand
         cmd.Subcommands.Add(RlBench.Create());
         cmd.Subcommands.Add(TokenizerBench.Create());
         cmd.Subcommands.Add(MergeBench.Create());
+        cmd.Subcommands.Add(ServeBench.Create());
         return cmd;
     }
 }

@@ -12,6 +12,7 @@ using MMedExpert.Core.Model.Loading;
 using MMedExpert.Core.Training;
 using MMedExpert.Core.Training.Grpo;
 using MMedExpert.Data.Schema;
+using MMedExpert.Serving.Client;
 
 namespace MMedExpert.Cli.Commands;
 
@@ -33,6 +34,12 @@ public sealed record GbaSettings
     public string? MetricsPath { get; init; }
     public GrpoOptions Grpo { get; init; } = new();
     public bool Resume { get; init; }
+    /// <summary>Sample rollouts from this OpenAI-compatible endpoint (null: from the local model).</summary>
+    public string? RolloutEndpoint { get; init; }
+    /// <summary>The LoRA name the adapter is published under on the endpoint (null: "&lt;adapter folder&gt;-rl").</summary>
+    public string? RolloutModel { get; init; }
+    public int RolloutConcurrency { get; init; } = 8;
+    public string? RolloutApiKey { get; init; }
 }
 
 /// <summary>What an RL run did: the reward and accuracy of its first and last quarter of steps.</summary>
@@ -44,6 +51,8 @@ public sealed record GbaResult(string Advantage, int Prompts, long Steps, bool C
 /// for ablations): G sampled completions per prompt, one reward per clinical perspective from the guideline spec,
 /// advantages from the Algebra library, clipped policy-gradient updates with a KL penalty to the base (adapter off).
 /// Writes OUT/metrics.jsonl (one line per step), OUT/checkpoint/ (resumable) and the trained adapter as PEFT in OUT/adapter/.
+/// With --rollout-endpoint the completions come from an OpenAI-compatible server (Serving/Client/EndpointRollouts), the
+/// adapter being published to it before each step; learning stays here (docs/endpoint-client.md).
 /// </summary>
 public static class GbaCommand
 {
@@ -82,9 +91,19 @@ public static class GbaCommand
         var resume = new Option<bool>("--resume") { Description = "Continue from OUT/checkpoint" };
         var json = new Option<bool>("--json") { Description = "Print the result as JSON" };
         var dtype = new Option<string>("--dtype") { Description = "Matmul precision: fp32, or bf16 (mixed precision, fp32 master weights)", DefaultValueFactory = _ => "fp32" };
+        var rolloutEndpoint = new Option<string?>("--rollout-endpoint")
+        {
+            Description = "Sample rollouts from this OpenAI-compatible server (mmx serve, vLLM with --enable-lora and " +
+                          "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True) serving the same base; learning stays local. Before each step the adapter " +
+                          "is saved to OUT/endpoint-adapter/step-<k>/ and loaded there by path: the server must see the same filesystem path",
+        };
+        var rolloutModel = new Option<string?>("--rollout-model") { Description = "With --rollout-endpoint: the LoRA name to publish the adapter under (default <adapter folder>-rl)" };
+        var rolloutConcurrency = new Option<int>("--rollout-concurrency") { Description = "With --rollout-endpoint: requests in flight at once", DefaultValueFactory = _ => 8 };
+        var rolloutApiKey = new Option<string?>("--rollout-api-key") { Description = "With --rollout-endpoint: bearer token the server expects" };
         var cmd = new Command("gba", "RL of one expert's adapter with guideline-based advantages (GRPO-style; --advantage for ablations)");
         foreach (var o in new Option[] { baseDir, adapter, data, spec, outDir, specialty, advantage, steps, group, prompts, beta, klReference, kl, aggregation,
-                                          multiStrategy, temperature, topP, maxNew, lr, updates, rolloutBatch, checkpointEvery, seed, metrics, resume, json, dtype })
+                                          multiStrategy, temperature, topP, maxNew, lr, updates, rolloutBatch, checkpointEvery, seed, metrics, resume, json, dtype,
+                                          rolloutEndpoint, rolloutModel, rolloutConcurrency, rolloutApiKey })
             cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
@@ -94,6 +113,8 @@ public static class GbaCommand
                 BaseDir = parse.GetValue(baseDir)!, AdapterDir = parse.GetValue(adapter)!, Data = parse.GetValue(data)!, Spec = parse.GetValue(spec),
                 OutDir = parse.GetValue(outDir)!, Specialty = parse.GetValue(specialty), Advantage = parse.GetValue(advantage)!,
                 MetricsPath = parse.GetValue(metrics), Resume = parse.GetValue(resume), Dtype = parse.GetValue(dtype)!,
+                RolloutEndpoint = parse.GetValue(rolloutEndpoint), RolloutModel = parse.GetValue(rolloutModel),
+                RolloutConcurrency = parse.GetValue(rolloutConcurrency), RolloutApiKey = parse.GetValue(rolloutApiKey),
                 Grpo = new GrpoOptions
                 {
                     Steps = parse.GetValue(steps), GroupSize = parse.GetValue(group), PromptsPerStep = parse.GetValue(prompts),
@@ -171,7 +192,9 @@ public static class GbaCommand
         var clock = Stopwatch.StartNew();
         TrainingRun run;
         string metricsPath;
-        using (var trainer = new GrpoTrainer(generator, adapters, name, encoder, spec, estimator, samples, options, progress))
+        using var client = s.RolloutEndpoint is null ? null : new OpenAiClient(s.RolloutEndpoint, new EndpointOptions { ApiKey = s.RolloutApiKey });
+        var rollouts = client is null ? null : EndpointRollouts(s, client, adapters, name, encoder, generator);
+        using (var trainer = new GrpoTrainer(generator, adapters, name, encoder, spec, estimator, samples, options, progress, rollouts))
         {
             run = trainer.Run(s.Resume);
             metricsPath = trainer.MetricsPath!;
@@ -186,5 +209,20 @@ public static class GbaCommand
             adapterOut, metricsPath,
             Mean(lines.Take(window), "reward_mean"), Mean(lines.TakeLast(window), "reward_mean"),
             Mean(lines.Take(window), "accuracy"), Mean(lines.TakeLast(window), "accuracy"), window);
+    }
+
+    /// <summary>
+    /// Rollouts from the endpoint: the adapter being trained is published under its LoRA name at each step start and
+    /// requests ask for that name.
+    /// </summary>
+    static EndpointRollouts EndpointRollouts(GbaSettings s, OpenAiClient client, LoraAdapters adapters, string name, VisionChatEncoder encoder,
+        Qwen25VLGenerator generator)
+    {
+        if (s.RolloutConcurrency < 1) throw new MmxException($"--rollout-concurrency: must be at least 1 (got {s.RolloutConcurrency})");
+        string loraName = string.IsNullOrWhiteSpace(s.RolloutModel)
+            ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(s.AdapterDir))) + "-rl"
+            : s.RolloutModel;
+        var publisher = new AdapterPublisher(client, adapters, name, Path.Combine(s.OutDir, "endpoint-adapter"), loraName);
+        return new EndpointRollouts(client, loraName, encoder, generator, publisher, s.RolloutConcurrency);
     }
 }

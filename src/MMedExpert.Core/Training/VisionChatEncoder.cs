@@ -35,6 +35,8 @@ public sealed class VisionChatEncoder(Qwen2Tokenizer tokenizer, ImageProcessor i
     readonly int padTokenId = tokenizer.EndOfText;
 
     public Qwen2Tokenizer Tokenizer => tokenizer;
+    /// <summary>The system prompt of samples without their own (null: none); a remote endpoint is sent the same one.</summary>
+    public string? DefaultSystemPrompt => defaultSystemPrompt;
     public Qwen25VLChat Chat => chat;
     public ImageProcessor Images => images;
     /// <summary>Generation stops at the end of the assistant turn or of the text.</summary>

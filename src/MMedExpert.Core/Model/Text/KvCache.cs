@@ -80,6 +80,74 @@ public sealed class KvCache : IDisposable
         return new KvCache(keys.Select(Copy).ToArray(), values.Select(Copy).ToArray(), rows, capacity, Length);
     }
 
+    /// <summary>
+    /// Moves the shared cursor (serving: a jump over positions no row uses, or the cursor after a compaction). Positions
+    /// past the cursor keep whatever they held; the attention mask decides what is read.
+    /// </summary>
+    public void SetLength(long length)
+    {
+        if (length < 0 || length > Capacity) throw new ArgumentOutOfRangeException(nameof(length), length, $"outside [0, {Capacity}]");
+        Length = length;
+    }
+
+    /// <summary>
+    /// Copies the filled prefix [0, source.Length) of <paramref name="source"/>'s row <paramref name="sourceRow"/> into this
+    /// cache's row <paramref name="row"/> at columns [offset, offset + source.Length). Keys are stored already rotated, so a
+    /// prompt's keys/values stay valid at any column; the caller's rope delta keeps later positions right.
+    /// </summary>
+    public void CopyRowFrom(KvCache source, long sourceRow, long row, long offset)
+    {
+        if (source.keys.Length != keys.Length) throw new ArgumentException($"{source.keys.Length} layers copied into a cache of {keys.Length}");
+        if (row < 0 || row >= Batch) throw new ArgumentOutOfRangeException(nameof(row), row, $"outside the {Batch} rows");
+        if (sourceRow < 0 || sourceRow >= source.Batch) throw new ArgumentOutOfRangeException(nameof(sourceRow), sourceRow, $"outside the {source.Batch} rows");
+        long n = source.Length;
+        if (offset < 0 || offset + n > Capacity) throw new ArgumentOutOfRangeException(nameof(offset), offset, $"{n} positions at {offset} exceed the capacity {Capacity}");
+        if (n == 0) return;
+        for (int i = 0; i < keys.Length; i++)
+        {
+            Copy(source.keys[i], keys[i]);
+            Copy(source.values[i], values[i]);
+        }
+        void Copy(Tensor from, Tensor to)
+        {
+            using var src = from.narrow(0, sourceRow, 1).narrow(2, 0, n);
+            using var dst = to.narrow(0, row, 1).narrow(2, offset, n);
+            dst.copy_(src);
+        }
+    }
+
+    /// <summary>
+    /// Shifts every row left by <paramref name="shift"/> columns: columns [shift, Length) move to [0, Length − shift) and
+    /// the cursor moves back by <paramref name="shift"/> (serving: compaction when the cursor reaches the capacity).
+    /// </summary>
+    public void ShiftLeft(long shift)
+    {
+        if (shift < 0 || shift > Length) throw new ArgumentOutOfRangeException(nameof(shift), shift, $"outside [0, {Length}]");
+        if (shift == 0) return;
+        long kept = Length - shift;
+        if (kept > 0)
+            foreach (var t in keys.Concat(values))
+            {
+                // Source and destination overlap: copy through a temporary.
+                using var moved = t.narrow(2, shift, kept).clone();
+                using var dst = t.narrow(2, 0, kept);
+                dst.copy_(moved);
+            }
+        Length = kept;
+    }
+
+    /// <summary>
+    /// A cache over the first <paramref name="rows"/> rows of this one, sharing its storage and cursor value (serving:
+    /// decode only the rows in use). Writes through the view land in this cache; the view's own <see cref="Length"/>
+    /// advances on its own, so the owner sets this cache's with <see cref="SetLength"/>. Disposing the view frees views only.
+    /// </summary>
+    public KvCache Rows(long rows)
+    {
+        if (rows <= 0 || rows > Batch) throw new ArgumentOutOfRangeException(nameof(rows), rows, $"outside [1, {Batch}]");
+        return new KvCache(keys.Select(k => k.narrow(0, 0, rows).DetachFromDisposeScope()).ToArray(),
+            values.Select(v => v.narrow(0, 0, rows).DetachFromDisposeScope()).ToArray(), rows, Capacity, Length);
+    }
+
     public void Dispose()
     {
         foreach (var t in keys) t.Dispose();

@@ -18,7 +18,8 @@ namespace MMedExpert.Core.Training.Grpo;
 /// estimator from the Algebra library (GBA by default), and takes μ clipped policy-gradient steps with a KL penalty to
 /// the reference policy. By default that is the policy RL starts from: the trainer snapshots the adapter when it is
 /// created (a frozen LoRA copy, not a second copy of the model), so a resumed run keeps the same reference.
-/// <see cref="KlReference.Base"/> uses the model with its adapters off instead.
+/// <see cref="KlReference.Base"/> uses the model with its adapters off instead. Completions come from an
+/// <see cref="IRolloutSource"/>: the trainer's own model by default (<see cref="LocalRollouts"/>), or a server.
 /// </summary>
 public sealed class GrpoTrainer : IDisposable
 {
@@ -35,13 +36,15 @@ public sealed class GrpoTrainer : IDisposable
     readonly string[] perspectives;
     /// <summary>The frozen snapshot of the starting adapter; null when the reference is the base or β = 0.</summary>
     readonly string? referenceAdapter;
+    readonly IRolloutSource rollouts;
 
     public AdamW Optimizer { get; }
     public string? CheckpointDir => o.CheckpointDir ?? (o.OutputDir is null ? null : Path.Combine(o.OutputDir, "checkpoint"));
     public string? MetricsPath => o.MetricsPath ?? (o.OutputDir is null ? null : Path.Combine(o.OutputDir, "metrics.jsonl"));
 
     public GrpoTrainer(Qwen25VLGenerator generator, LoraAdapters lora, string adapter, VisionChatEncoder encoder,
-        GuidelineSpec spec, Estimator estimator, IReadOnlyList<RlSample> samples, GrpoOptions options, ProgressReporter? progress = null)
+        GuidelineSpec spec, Estimator estimator, IReadOnlyList<RlSample> samples, GrpoOptions options, ProgressReporter? progress = null,
+        IRolloutSource? rollouts = null)
     {
         if (samples.Count == 0) throw new TrainingException("no RL samples");
         if (options.GroupSize < 1 || options.PromptsPerStep < 1 || options.UpdatesPerBatch < 1)
@@ -55,6 +58,8 @@ public sealed class GrpoTrainer : IDisposable
         this.samples = samples;
         o = options;
         this.progress = progress ?? ProgressReporter.None;
+        // Default: today's rollouts from the trainer's own model (an endpoint source samples elsewhere).
+        this.rollouts = rollouts ?? new LocalRollouts(generator, encoder);
         perspectives = GuidelineSpecModule.perspectiveNames(spec);
         if (o.Loss.Beta != 0 && o.KlReference == KlReference.Start)
         {
@@ -118,6 +123,7 @@ public sealed class GrpoTrainer : IDisposable
         long seed = Seeds.Derive(o.Seed, step);
         generator.Model.eval();
         var generation = Stopwatch.StartNew();
+        this.rollouts.BeginStep(step);
         var rollouts = Sample(step, seed);
         generation.Stop();
 
@@ -173,6 +179,7 @@ public sealed class GrpoTrainer : IDisposable
             ["rollout_tokens_per_s"] = generation.Elapsed.TotalSeconds > 0 ? tokens / generation.Elapsed.TotalSeconds : 0,
         };
         for (int p = 0; p < perspectives.Length; p++) fields["reward_" + perspectives[p]] = rewardSums[p] / n;
+        foreach (var (key, value) in this.rollouts.StepMetrics()) fields[key] = value;
         return fields;
     }
 
@@ -265,15 +272,15 @@ public sealed class GrpoTrainer : IDisposable
         for (int start = 0; start < wanted.Count; start += o.RolloutBatch)
         {
             var chunk = wanted.Skip(start).Take(o.RolloutBatch).ToList();
-            // Each distinct prompt is prefilled once and its cache shared by its group's samples.
-            var (prompts, promptOf) = SharedPrompts(chunk.Select(c => c.Prompt));
-            var outputs = generator.Generate(prompts, promptOf, new GenerationOptions
+            // Each distinct prompt is sampled from once for all of its group's completions.
+            var (prompts, promptOf) = DistinctPrompts(chunk.Select(c => c.Prompt));
+            var outputs = this.rollouts.Sample(prompts, promptOf, new GenerationOptions
             {
                 MaxNewTokens = o.MaxNewTokens, Temperature = o.Temperature, TopP = o.TopP, Seed = seed + start,
                 StopTokenIds = encoder.StopTokenIds, SuppressTokenIds = encoder.SuppressTokenIds,
             });
-            prompts.PixelValues?.Dispose();
-            prompts.ImageGridThw?.Dispose();
+            if (outputs.Count != chunk.Count)
+                throw new TrainingException($"the rollout source returned {outputs.Count} completions for {chunk.Count} requested");
             for (int i = 0; i < chunk.Count; i++) rollouts.Add(new Rollout(chunk[i].Group, chunk[i].Strategy, chunk[i].Prompt, outputs[i]));
         }
         return rollouts;
@@ -311,6 +318,13 @@ public sealed class GrpoTrainer : IDisposable
     /// </summary>
     (PromptBatch Prompts, int[] PromptOf) SharedPrompts(IEnumerable<VisionChatSample> prompts)
     {
+        var (distinct, promptOf) = DistinctPrompts(prompts);
+        return (encoder.Prompts(distinct), promptOf);
+    }
+
+    /// <summary>The distinct prompts of a list of rollouts, in order of first appearance, and each rollout's index among them.</summary>
+    public static (IReadOnlyList<VisionChatSample> Distinct, int[] PromptOf) DistinctPrompts(IEnumerable<VisionChatSample> prompts)
+    {
         var distinct = new List<VisionChatSample>();
         var indexOf = new Dictionary<VisionChatSample, int>();
         var promptOf = new List<int>();
@@ -324,7 +338,7 @@ public sealed class GrpoTrainer : IDisposable
             }
             promptOf.Add(k);
         }
-        return (encoder.Prompts(distinct), promptOf.ToArray());
+        return (distinct, promptOf.ToArray());
     }
 
     /// <summary>Per-sample value lists as the [batch, width] right-aligned layout of CompletionLogProbs.</summary>
