@@ -1,5 +1,5 @@
-/// `mmx serve` (Serving/Server): the slot cache's KvCache moves, then the OpenAI-compatible server on loopback over a
-/// tiny checkpoint: shapes of the endpoints, greedy equality with the in-process generator (single and concurrent
+/// `mmx serve` (Serving/Server): the slot cache's KvCache moves, then the OpenAI-compatible server on loopback over
+/// models/medsynth-base: shapes of the endpoints, greedy equality with the in-process generator (single and concurrent
 /// mixed-length requests), sampling with n and seed, logprobs, streaming, LoRA adapters by name, errors that leave the
 /// server serving, and a small concurrent load with nothing dropped.
 module MMedExpert.Tests.ServeTests
