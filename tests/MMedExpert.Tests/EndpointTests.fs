@@ -133,6 +133,32 @@ let tests =
             Expect.isNull (ImageDataUrl.MediaType "hello"B) "not an image"
         }
 
+        test "a log-prob entry's own token_id field gives the id (SGLang), before the token_id:<id> form" {
+            let body = """{"model":"m","choices":[{"index":0,"message":{"content":"a"},"finish_reason":"length",
+                "logprobs":{"content":[{"token":"hi","token_id":31,"logprob":-0.5},{"token":"token_id:12","logprob":-0.25}]}}]}"""
+            let lp = (ChatCompletion.Parse body).Choices[0].LogProbs
+            Expect.equal lp[0].TokenId (Nullable 31) "the field"
+            Expect.equal lp[1].TokenId (Nullable 12) "the vLLM form still read"
+        }
+
+        test "LoRA routes: /v1 first; the server root when /v1 has no such route (SGLang), remembered; a 404 about the adapter is passed on" {
+            let sglang = ScriptedHandler(fun path _ ->
+                if path.StartsWith "/v1/" then 404, """{"detail":"Not Found"}"""
+                elif path = "/unload_lora_adapter" then 404, """{"error":{"message":"adapter 'x' is not loaded"}}"""
+                else 200, "{}")
+            use client = new OpenAiClient("http://127.0.0.1:30000", fastRetries, sglang)
+            client.LoadLoraAdapterAsync("x", "/a").GetAwaiter().GetResult()
+            client.LoadLoraAdapterAsync("y", "/b").GetAwaiter().GetResult()
+            Expect.equal [ for p, _ in sglang.Requests -> p ] [ "/v1/load_lora_adapter"; "/load_lora_adapter"; "/load_lora_adapter" ] "falls back once, then goes straight to the root"
+            let e = throwsEndpoint (fun () -> client.UnloadLoraAdapterAsync("x").GetAwaiter().GetResult())
+            Expect.stringContains e.Message "adapter 'x' is not loaded" "the server's own 404 message"
+            let vllm = ScriptedHandler(fun _ _ -> 404, """{"error":{"message":"The lora adapter 'x' cannot be found.","type":"NotFoundError","code":404}}""")
+            use client2 = new OpenAiClient("http://127.0.0.1:8000", fastRetries, vllm)
+            let e2 = throwsEndpoint (fun () -> client2.UnloadLoraAdapterAsync("x").GetAwaiter().GetResult())
+            Expect.stringContains e2.Message "cannot be found" "an unknown adapter is not a missing route"
+            Expect.equal [ for p, _ in vllm.Requests -> p ] [ "/v1/unload_lora_adapter" ] "no fallback for it"
+        }
+
         test "responses: choices in index order, token ids from token_id:<id>, stop_reason, and error bodies of three server styles" {
             let body = """{"model":"m","choices":[
                 {"index":1,"message":{"content":"b"},"finish_reason":"length","logprobs":{"content":[{"token":"token_id:12","logprob":-0.5}]}},

@@ -3,15 +3,21 @@ using System.Text.Json;
 
 namespace MMedExpert.Serving.Client;
 
-/// <summary>A chosen token's log-probability entry: the token as the server wrote it, and its log-probability.</summary>
-public sealed record TokenLogProb(string Token, float LogProb)
+/// <summary>
+/// A chosen token's log-probability entry: the token as the server wrote it, its log-probability, and the token id when
+/// the entry carries one as a field of its own (<c>"token_id": 42</c>, as SGLang adds).
+/// </summary>
+public sealed record TokenLogProb(string Token, float LogProb, int? TokenIdField = null)
 {
     public const string TokenIdPrefix = "token_id:";
 
-    /// <summary>The id of a "token_id:&lt;id&gt;" entry (vLLM's <c>return_tokens_as_token_ids</c>); null for a token string.</summary>
+    /// <summary>
+    /// The token's id: the entry's own <c>token_id</c> field, else the id of a "token_id:&lt;id&gt;" token (vLLM's
+    /// <c>return_tokens_as_token_ids</c>); null for a plain token string, whose id cannot be known for sure.
+    /// </summary>
     public int? TokenId =>
-        Token.StartsWith(TokenIdPrefix, StringComparison.Ordinal)
-        && int.TryParse(Token.AsSpan(TokenIdPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out int id) ? id : null;
+        TokenIdField ?? (Token.StartsWith(TokenIdPrefix, StringComparison.Ordinal)
+        && int.TryParse(Token.AsSpan(TokenIdPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out int id) ? id : null);
 }
 
 /// <summary>
@@ -61,7 +67,8 @@ public sealed record ChatCompletion(string Model, IReadOnlyList<ChatChoice> Choi
                 throw new FormatException($"choices[{position}].logprobs.content[{k}] has no 'token'");
             // A token with probability 0 under the reported distribution comes back as −9999 (vLLM) or null.
             float value = e.TryGetProperty("logprob", out var v) && v.ValueKind == JsonValueKind.Number ? v.GetSingle() : float.NegativeInfinity;
-            result.Add(new TokenLogProb(t.GetString()!, value));
+            int? tokenId = e.TryGetProperty("token_id", out var ti) && ti.ValueKind == JsonValueKind.Number ? ti.GetInt32() : null;
+            result.Add(new TokenLogProb(t.GetString()!, value, tokenId));
             k++;
         }
         return result;

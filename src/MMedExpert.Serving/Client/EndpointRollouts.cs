@@ -117,7 +117,7 @@ public sealed class EndpointRollouts : IRolloutSource
         var ids = new List<int>(choice.LogProbs.Count + 1);
         foreach (var entry in choice.LogProbs)
             ids.Add(entry.TokenId ?? throw new EndpointException(url, 200,
-                $"prompt {prompt}, choice {choice.Index}: log-prob token '{entry.Token}' is not 'token_id:<id>' (the server must honour vLLM's return_tokens_as_token_ids)"));
+                $"prompt {prompt}, choice {choice.Index}: log-prob token '{entry.Token}' has no token id (the server must honour vLLM's return_tokens_as_token_ids or give each entry a token_id)"));
         var logProbs = choice.LogProbs.Select(e => e.LogProb).ToArray();
         var stops = options.StopTokenIds;
         switch (choice.FinishReason)

@@ -11,7 +11,8 @@ public sealed record ServedModel(string Id, string? Parent, string? Root);
 
 /// <summary>
 /// A client of an OpenAI-compatible endpoint (<c>mmx serve</c>, vLLM, SGLang) over HttpClient: chat completions, the
-/// model list, and vLLM's runtime LoRA routes (<c>/v1/load_lora_adapter</c>, <c>/v1/unload_lora_adapter</c>). Every
+/// model list, and the runtime LoRA routes (vLLM's <c>/v1/load_lora_adapter</c>, <c>/v1/unload_lora_adapter</c>; SGLang
+/// serves the same routes at the root, which the client falls back to when the <c>/v1</c> route does not exist). Every
 /// failure is an <see cref="EndpointException"/> naming the URL, the status and the server's message. Connection errors,
 /// timeouts and 5xx answers are retried a bounded number of times; 4xx answers never are. Thread-safe: requests may run
 /// concurrently.
@@ -73,12 +74,43 @@ public sealed class OpenAiClient : IDisposable
         }
     }
 
-    /// <summary>vLLM's runtime LoRA loading (server started with <c>VLLM_ALLOW_RUNTIME_LORA_UPDATING=True</c>): the path is read by the server.</summary>
+    /// <summary>Runtime LoRA loading (vLLM: server started with <c>VLLM_ALLOW_RUNTIME_LORA_UPDATING=True</c>): the path is read by the server.</summary>
     public Task LoadLoraAdapterAsync(string name, string path, CancellationToken cancel = default) =>
-        SendAsync(new Uri(ApiBase, "load_lora_adapter"), HttpMethod.Post, new JsonObject { ["lora_name"] = name, ["lora_path"] = path }, cancel);
+        LoraRouteAsync("load_lora_adapter", new JsonObject { ["lora_name"] = name, ["lora_path"] = path }, cancel);
 
     public Task UnloadLoraAdapterAsync(string name, CancellationToken cancel = default) =>
-        SendAsync(new Uri(ApiBase, "unload_lora_adapter"), HttpMethod.Post, new JsonObject { ["lora_name"] = name }, cancel);
+        LoraRouteAsync("unload_lora_adapter", new JsonObject { ["lora_name"] = name }, cancel);
+
+    /// <summary>Where the LoRA routes live: null until a call tells; then <see cref="ApiBase"/> or the server root.</summary>
+    Uri? loraBase;
+
+    /// <summary>
+    /// A LoRA route under <c>/v1</c> (vLLM, mmx serve), or at the server root (SGLang) when the <c>/v1</c> one is missing.
+    /// "Missing" is a 404 whose message is the framework's bare "Not Found": a 404 about the adapter itself (unknown name)
+    /// carries the server's own message and is passed on.
+    /// </summary>
+    async Task LoraRouteAsync(string route, JsonObject body, CancellationToken cancel)
+    {
+        if (loraBase is { } known)
+        {
+            await SendAsync(new Uri(known, route), HttpMethod.Post, body, cancel).ConfigureAwait(false);
+            return;
+        }
+        try
+        {
+            await SendAsync(new Uri(ApiBase, route), HttpMethod.Post, body, cancel).ConfigureAwait(false);
+            loraBase = ApiBase;
+        }
+        catch (EndpointException e) when (e.Status == 404 && IsMissingRoute(e.Reason))
+        {
+            var root = new Uri(ApiBase, "../");
+            await SendAsync(new Uri(root, route), HttpMethod.Post, body, cancel).ConfigureAwait(false);
+            loraBase = root;
+        }
+    }
+
+    static bool IsMissingRoute(string reason) =>
+        reason.Trim() is "Not Found" or "NotFound" or "404 page not found";
 
     static string? StringOrNull(JsonElement e, string name) =>
         e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
