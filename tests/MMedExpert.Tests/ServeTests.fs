@@ -87,7 +87,7 @@ let private expectError (status, body: string) expectedStatus what =
 [<Tests>]
 let tests =
     testSequenced <| testList "Serve" [
-        test "KvCache: rows copied at an offset, shifted left, decoded through a view of the first rows" {
+        test "KvCache: rows copied at an offset, gathered, decoded through a view of the first rows" {
             let config = TinyVlm.config ()
             use source = new KvCache(config, 1L, 3L, torch.ScalarType.Float32)
             let k = torch.randn(1L, int64 config.NumKeyValueHeads, 3L, int64 config.HeadDim)
@@ -102,11 +102,12 @@ let tests =
             Expect.equal keys.shape[2] 7L "view reads the filled prefix and the new position"
             Expect.isTrue (sameTensor (keys.narrow(0, 1L, 1L).narrow(2, 2L, 3L)) k) "row 1 holds the prompt at columns 2..4"
             Expect.equal (keys.narrow(0, 0L, 1L).abs().sum().item<float32>()) 0f "row 0 untouched"
-            cache.ShiftLeft 2L
-            Expect.equal cache.Length 4L "cursor moved back"
+            cache.GatherRow(1L, [| 2L; 3L; 4L |], 0L)
+            cache.SetLength 3L
             let struct (keys, values) = cache.Append(0, torch.zeros(2L, int64 config.NumKeyValueHeads, 1L, int64 config.HeadDim), torch.zeros(2L, int64 config.NumKeyValueHeads, 1L, int64 config.HeadDim))
-            Expect.isTrue (sameTensor (keys.narrow(0, 1L, 1L).narrow(2, 0L, 3L)) k) "keys moved to columns 0..2"
+            Expect.isTrue (sameTensor (keys.narrow(0, 1L, 1L).narrow(2, 0L, 3L)) k) "keys gathered to columns 0..2"
             Expect.isTrue (sameTensor (values.narrow(0, 1L, 1L).narrow(2, 0L, 3L)) (k.neg())) "values moved with them"
+            Expect.throwsT<ArgumentException> (fun () -> cache.GatherRow(1L, [| 3L; 2L |], 0L)) "columns out of order are refused"
             Expect.throwsT<ArgumentOutOfRangeException> (fun () -> cache.CopyRowFrom(source, 0L, 0L, 6L)) "a copy past the capacity is refused"
         }
 

@@ -14,8 +14,11 @@ namespace MMedExpert.Serving.Server;
 ///   (keys are stored already rotated, so they can move), its mask is 1 there, and its delta is its own delta + L − t,
 ///   so its next position is L + delta as in a batch-1 generation;</item>
 /// <item>when t &lt; L the cursor jumps to L (the gap is masked for everyone; active deltas lose the jump);</item>
-/// <item>when the cursor reaches the capacity, every row shifts left by the smallest start of a used row (deltas gain the
-///   shift): the capacity only needs to exceed max_model_len, whatever the rows' ages.</item>
+/// <item>when the cursor reaches the capacity, the cache is packed: each used row's live columns (its mask's ones, in
+///   order) move to end at a new cursor, the longest row's count of live columns, and its delta gains the distance the
+///   cursor moved back. Gaps left by jumps and by finished neighbours disappear, and since a sequence holds at most
+///   max_model_len positions (the server refuses longer requests), packing always makes room when the capacity exceeds
+///   max_model_len: no mix of ages and jumps can fill the cache for good.</item>
 /// </list>
 /// Free rows are fed padding with an empty mask (a query always attends to itself, so no row is empty); only the rows up
 /// to the highest used one are decoded, and rows are taken lowest first to keep that range short.
@@ -113,19 +116,27 @@ public sealed class SlotCache : IDisposable
 
     void Compact()
     {
-        long shift = long.MaxValue;
-        for (int r = 0; r < Rows; r++) if (used[r]) shift = Math.Min(shift, starts[r]);
-        if (shift == long.MaxValue) { Cache.SetLength(0); return; }
-        if (shift == 0) throw new InvalidOperationException($"slot cache full: a sequence spans all {Capacity} positions");
-        Cache.ShiftLeft(shift);
+        var live = new long[Rows][];
+        long cursor = 0;
         for (int r = 0; r < Rows; r++)
         {
-            Array.Copy(mask[r], shift, mask[r], 0, Capacity - shift);
-            Array.Clear(mask[r], (int)(Capacity - shift), (int)shift);
             if (!used[r]) continue;
-            deltas[r] += shift;
-            starts[r] -= shift;
+            live[r] = Enumerable.Range(0, (int)Cursor).Where(c => mask[r][c] == 1).Select(c => (long)c).ToArray();
+            cursor = Math.Max(cursor, live[r].Length);
         }
+        if (cursor >= Capacity) throw new InvalidOperationException($"slot cache full: a sequence holds all {Capacity} positions");
+        long back = Cursor - cursor;
+        for (int r = 0; r < Rows; r++)
+        {
+            Array.Clear(mask[r]);
+            if (!used[r]) continue;
+            long start = cursor - live[r].Length;
+            Cache.GatherRow(r, live[r], start);
+            Array.Fill(mask[r], 1L, (int)start, live[r].Length);
+            starts[r] = start;
+            deltas[r] += back;
+        }
+        Cache.SetLength(cursor);
         Compactions++;
     }
 

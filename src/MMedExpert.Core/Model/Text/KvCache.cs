@@ -117,23 +117,29 @@ public sealed class KvCache : IDisposable
     }
 
     /// <summary>
-    /// Shifts every row left by <paramref name="shift"/> columns: columns [shift, Length) move to [0, Length − shift) and
-    /// the cursor moves back by <paramref name="shift"/> (serving: compaction when the cursor reaches the capacity).
+    /// Moves the given <paramref name="columns"/> (ascending) of row <paramref name="row"/>, keys and values of every layer,
+    /// to columns [destination, destination + columns.Length) of the same row, in order (serving: packing a row's live
+    /// positions together when the slot cache compacts). Source and destination may overlap: the columns are gathered
+    /// into a new tensor first. The cursor is not moved.
     /// </summary>
-    public void ShiftLeft(long shift)
+    public void GatherRow(long row, long[] columns, long destination)
     {
-        if (shift < 0 || shift > Length) throw new ArgumentOutOfRangeException(nameof(shift), shift, $"outside [0, {Length}]");
-        if (shift == 0) return;
-        long kept = Length - shift;
-        if (kept > 0)
-            foreach (var t in keys.Concat(values))
-            {
-                // Source and destination overlap: copy through a temporary.
-                using var moved = t.narrow(2, shift, kept).clone();
-                using var dst = t.narrow(2, 0, kept);
-                dst.copy_(moved);
-            }
-        Length = kept;
+        if (row < 0 || row >= Batch) throw new ArgumentOutOfRangeException(nameof(row), row, $"outside the {Batch} rows");
+        long n = columns.Length;
+        if (destination < 0 || destination + n > Capacity)
+            throw new ArgumentOutOfRangeException(nameof(destination), destination, $"{n} positions at {destination} exceed the capacity {Capacity}");
+        for (int i = 0; i < n; i++)
+            if (columns[i] < 0 || columns[i] >= Capacity || (i > 0 && columns[i] <= columns[i - 1]))
+                throw new ArgumentException($"columns must be ascending positions in [0, {Capacity}) (column {i} is {columns[i]})", nameof(columns));
+        if (n == 0) return;
+        using var index = tensor(columns, device: keys[0].device);
+        foreach (var t in keys.Concat(values))
+        {
+            using var cells = t.narrow(0, row, 1);
+            using var picked = cells.index_select(2, index);
+            using var dst = cells.narrow(2, destination, n);
+            dst.copy_(picked);
+        }
     }
 
     /// <summary>
