@@ -3,6 +3,7 @@ using System.Diagnostics;
 using MMedExpert.Core;
 using MMedExpert.Core.Lora;
 using MMedExpert.Core.Model;
+using MMedExpert.Core.Model.Loading;
 using MMedExpert.Core.Runtime;
 using MMedExpert.Core.Training;
 using MMedExpert.Core.Training.Sft;
@@ -141,7 +142,7 @@ public static class DsaCommand
                 throw new MmxException($"--specialties: unknown specialty '{sp}' (known: {string.Join(", ", Vocabulary.Specialties)})");
         if (s.Rank <= 0) throw new MmxException($"--rank: must be positive (got {s.Rank})");
         if (s.BatchSize <= 0) throw new MmxException($"--batch-size: must be positive (got {s.BatchSize})");
-        var encoder = BaseFolder.Encoder(s.BaseDir);
+        var encoder = ModelFolder.ChatEncoder(s.BaseDir);
         var (all, file, dataDir) = MedItemData.Load(s.Data, Vocabulary.Sft);
         var results = new List<DsaExpertResult>();
         for (int k = 0; k < s.Specialties.Count; k++)

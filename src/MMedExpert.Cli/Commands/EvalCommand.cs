@@ -52,9 +52,7 @@ public static class EvalCommand
                 return 0;
             }
             if (dir is null) throw new MmxException("mmx eval: --base is required (or --endpoint with --model)");
-            string processorPath = Path.Combine(dir, "preprocessor_config.json");
-            var encoder = new VisionChatEncoder(Qwen2Tokenizer.FromFile(Path.Combine(dir, "tokenizer.json")),
-                File.Exists(processorPath) ? ImageProcessor.Load(processorPath) : new ImageProcessor());
+            var encoder = ModelFolder.ChatEncoder(dir);
             using var loaded = ModelLoader.Load(new ModelReference(dir, parse.GetValue(adapter)));
             var generator = new Qwen25VLGenerator(loaded.Model, ids => encoder.Tokenizer.Decode(ids, skipSpecial: true));
             var results = EvalHarness.Run(items, ModelAnswers.Greedy(generator, encoder, parse.GetValue(maxNew)), parse.GetValue(output)!,

@@ -177,7 +177,7 @@ public static class GbaCommand
         if (s.Specialty != null && !Vocabulary.Specialties.Contains(s.Specialty))
             throw new MmxException($"--specialty: unknown specialty '{s.Specialty}' (known: {string.Join(", ", Vocabulary.Specialties)})");
         var spec = s.Spec is null ? DefaultSpec.load() : SpecJson.load(s.Spec);
-        var encoder = BaseFolder.Encoder(s.BaseDir);
+        var encoder = ModelFolder.ChatEncoder(s.BaseDir);
         var (items, _, dataDir) = MedItemData.Load(s.Data, Vocabulary.Rl, s.Specialty);
         var samples = items.Select(i => new RlSample(MedItemSamples.Prompt(i, dataDir), MedItemSamples.Annotations(i))).ToList();
 

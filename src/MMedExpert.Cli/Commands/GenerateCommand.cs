@@ -40,15 +40,9 @@ public static class GenerateCommand
                 : ModelReference.Resolve(parse.GetValue(model)!);
             string dir = reference.BaseDir;
             var config = Qwen25VLConfig.Load(dir);
-            string tokenizerPath = Path.Combine(dir, "tokenizer.json");
-            if (!File.Exists(tokenizerPath)) throw new ModelConfigException($"{tokenizerPath}: tokenizer.json not found in the model folder");
-            var tokenizer = Qwen2Tokenizer.FromFile(tokenizerPath);
-            foreach (var (name, fromTokenizer, fromConfig) in new[]
-                     { ("image_token_id", tokenizer.ImagePad, config.ImageTokenId), ("vision_start_token_id", tokenizer.VisionStart, config.VisionStartTokenId) })
-                if (fromTokenizer != fromConfig)
-                    throw new ModelConfigException($"{config.Source}: {name} is {fromConfig} but {tokenizerPath} gives {fromTokenizer}");
-            string processorPath = Path.Combine(dir, "preprocessor_config.json");
-            var processor = File.Exists(processorPath) ? ImageProcessor.Load(processorPath) : new ImageProcessor();
+            var chatEncoder = ModelFolder.ChatEncoder(dir);
+            var tokenizer = chatEncoder.Tokenizer;
+            var processor = chatEncoder.Images;
 
             var dtype = parse.GetValue(dtypeName) switch
             {

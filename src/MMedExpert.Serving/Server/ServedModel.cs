@@ -24,16 +24,15 @@ public sealed class ServedModel : IDisposable
     public IReadOnlyList<int> SuppressTokenIds { get; }
     readonly LoadedModel loaded;
 
-    ServedModel(LoadedModel loaded, Qwen2Tokenizer tokenizer, ImageProcessor images)
+    ServedModel(LoadedModel loaded, VisionChatEncoder encoder)
     {
         this.loaded = loaded;
         Model = loaded.Model;
         Lora = new LoraAdapters(Model);
-        Tokenizer = tokenizer;
-        Images = images;
+        Tokenizer = encoder.Tokenizer;
+        Images = encoder.Images;
         // The in-process path's chat format, stops and suppressed placeholders (VisionChatEncoder), so a request built
         // from the same messages gives the same prompt ids and the same greedy tokens.
-        var encoder = new VisionChatEncoder(tokenizer, images);
         Chat = encoder.Chat;
         StopTokenIds = encoder.StopTokenIds;
         SuppressTokenIds = encoder.SuppressTokenIds;
@@ -44,18 +43,9 @@ public sealed class ServedModel : IDisposable
         var reference = ModelReference.Resolve(dir);
         if (reference.AdapterDir is not null)
             throw new ServeException($"--model: '{dir}' is an adapter folder; give the base checkpoint as --model and the adapter as --adapter NAME=DIR");
-        var config = Qwen25VLConfig.Load(reference.BaseDir);
-        string tokenizerPath = Path.Combine(reference.BaseDir, "tokenizer.json");
-        if (!File.Exists(tokenizerPath)) throw new ModelConfigException($"{tokenizerPath}: tokenizer.json not found in the model folder");
-        var tokenizer = Qwen2Tokenizer.FromFile(tokenizerPath);
-        foreach (var (name, fromTokenizer, fromConfig) in new[]
-                 { ("image_token_id", tokenizer.ImagePad, config.ImageTokenId), ("vision_start_token_id", tokenizer.VisionStart, config.VisionStartTokenId) })
-            if (fromTokenizer != fromConfig)
-                throw new ModelConfigException($"{config.Source}: {name} is {fromConfig} but {tokenizerPath} gives {fromTokenizer}");
-        string processorPath = Path.Combine(reference.BaseDir, "preprocessor_config.json");
-        var images = File.Exists(processorPath) ? ImageProcessor.Load(processorPath) : new ImageProcessor();
+        var encoder = ModelFolder.ChatEncoder(reference.BaseDir);
         var loaded = ModelLoader.Load(reference, new ModelLoadOptions { DType = dtype });
-        try { return new ServedModel(loaded, tokenizer, images); }
+        try { return new ServedModel(loaded, encoder); }
         catch { loaded.Dispose(); throw; }
     }
 
