@@ -58,6 +58,8 @@ public sealed class BatchEngine : IDisposable
     public (long Steps, long Tokens, int Compactions, long MixedSteps) Statistics =>
         (Interlocked.Read(ref steps), Interlocked.Read(ref tokens), slots.Compactions, Interlocked.Read(ref mixedSteps));
     public Exception? Fault { get; private set; }
+    /// <summary>Requests submitted that the engine loop has not taken yet (it takes them all at each iteration).</summary>
+    public int Queued => incoming.Count;
 
     public BatchEngine(ServedModel served, int maxBatch, int maxModelLen)
     {
