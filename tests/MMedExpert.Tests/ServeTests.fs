@@ -27,9 +27,12 @@ open MMedExpert.Tests.TestKit
 /// The embedded pretrained base (a real small Qwen2.5-VL, so greedy outputs vary from token to token).
 let private medSynthBase () = Path.Combine(repoRoot, "models", "medsynth-base")
 
-/// Greedy generations of the in-process path (VisionChatEncoder + Qwen25VLGenerator, batch 1) for (image, text, max tokens).
-let private reference (baseDir: string) (prompts: (string option * string * int) list) =
+/// Greedy generations of the in-process path (VisionChatEncoder + Qwen25VLGenerator, batch 1) for (image, text, max tokens),
+/// with the PEFT adapter folder active when one is given.
+let private referenceWith (baseDir: string) (adapterDir: string option) (prompts: (string option * string * int) list) =
     use loaded = ModelLoader.Load(ModelReference(baseDir), ModelLoadOptions())
+    use lora = new LoraAdapters(loaded.Model)
+    adapterDir |> Option.iter (fun dir -> lora.Load(dir, "x") |> ignore; lora.SetActive "x")
     let tokenizer = Qwen2Tokenizer.FromFile(Path.Combine(baseDir, "tokenizer.json"))
     let encoder = VisionChatEncoder(tokenizer, ImageProcessor.Load(Path.Combine(baseDir, "preprocessor_config.json")))
     let generator = Qwen25VLGenerator(loaded.Model, fun ids -> tokenizer.Decode(ids, skipSpecial = true))
@@ -39,6 +42,18 @@ let private reference (baseDir: string) (prompts: (string option * string * int)
         let options = GenerationOptions(MaxNewTokens = maxTokens, Temperature = 0.0, StopTokenIds = encoder.StopTokenIds,
                                         SuppressTokenIds = encoder.SuppressTokenIds)
         generator.Generate(batch, options).[0] ]
+
+let private reference (baseDir: string) prompts = referenceWith baseDir None prompts
+
+/// An adapter that changes the outputs (Gaussian A, B perturbed with this seed), saved as PEFT in <paramref name="dir"/>.
+let private saveAdapter (baseDir: string) (dir: string) (seed: int64) =
+    use m = Qwen25VL.Load baseDir
+    use adapters = new LoraAdapters(m)
+    adapters.Add("e", LoraConfig(R = 2, Alpha = 4.0, Dropout = 0.0, Init = LoraInit.Gaussian, BaseModelNameOrPath = baseDir), seed)
+    use g = new torch.Generator(uint64 (seed + 4L))
+    use _ = torch.no_grad ()
+    for w in adapters.Modules "e" do w.B.add_(torch.randn(w.B.shape, generator = g).mul_((0.5).ToScalar())) |> ignore
+    adapters.Save("e", dir)
 
 let private userMessage (image: string option) (text: string) : obj =
     let parts : obj list =
@@ -128,14 +143,7 @@ let tests =
 
             // An adapter that changes the outputs (B perturbed), saved as PEFT.
             let adapterDir = dir.File "adapter"
-            do
-                use m = Qwen25VL.Load baseDir
-                use adapters = new LoraAdapters(m)
-                adapters.Add("e", LoraConfig(R = 2, Alpha = 4.0, Dropout = 0.0, Init = LoraInit.Gaussian, BaseModelNameOrPath = baseDir), 3L)
-                use g = new torch.Generator(7UL)
-                use _ = torch.no_grad ()
-                for w in adapters.Modules "e" do w.B.add_(torch.randn(w.B.shape, generator = g).mul_((0.5).ToScalar())) |> ignore
-                adapters.Save("e", adapterDir)
+            saveAdapter baseDir adapterDir 3L
 
             let options = ServeOptions(ModelDir = baseDir, Port = 0, MaxBatch = 6, MaxModelLen = 160, ServedModelName = "tiny")
             let server = run (OpenAiServer.StartAsync options)
@@ -236,10 +244,14 @@ let tests =
                 let status, text = run (postJson client "/v1/chat/completions" (greedyRequest "expert" img question maxTokens))
                 Expect.equal status 200 text
                 Expect.notEqual (logprobValues ((JsonNode.Parse(text)).["choices"].[0])) (logprobValues baseAnswer) "the adapter changes the outputs"
-                // Base and adapter requests at once (two adapter groups): each still gets its own model's answer.
+                // Base and adapter requests at once (decoded in one batch): each still gets its own model's answer.
                 let mixed = run (Task.WhenAll [ postJson client "/v1/chat/completions" (greedyRequest "expert" img question maxTokens)
                                                 postJson client "/v1/chat/completions" (greedyRequest "tiny" img question maxTokens) ])
-                Expect.equal (logprobValues ((JsonNode.Parse(snd mixed[0])).["choices"].[0])) (logprobValues ((JsonNode.Parse(text)).["choices"].[0])) "adapter group"
+                let mixedExpert, aloneExpert = (JsonNode.Parse(snd mixed[0])).["choices"].[0], (JsonNode.Parse(text)).["choices"].[0]
+                Expect.equal (tokenIds mixedExpert) (tokenIds aloneExpert) "the adapter's request in a mixed batch: its greedy tokens"
+                // A shared batch rounds differently from batch 1 (as for the base requests above).
+                for got, wanted in List.zip (logprobValues mixedExpert) (logprobValues aloneExpert) do
+                    Expect.floatClose { absolute = 1e-4; relative = 1e-4 } (float got) (float wanted) "the adapter's request in a mixed batch: logprob"
                 check 0 mixed[1] |> ignore
                 let status, text = run (postJson client "/v1/unload_lora_adapter" {| lora_name = "expert" |})
                 Expect.equal status 200 $"unload: {text}"
@@ -289,6 +301,68 @@ let tests =
                 let outcomes = run (Task.WhenAll clientRuns) |> Array.concat
                 Expect.equal outcomes.Length 12 "12 answers"
                 for i, outcome in outcomes do check i outcome |> ignore
+            finally
+                server.StopAsync().GetAwaiter().GetResult()
+        }
+
+        test "mixed adapters: base and two adapters decoded in the same steps, each request its own model's greedy answer" {
+            use dir = new TempDir()
+            let baseDir = medSynthBase ()
+            let image = TinyVlm.writePng (dir.File "scan.png") 3
+            let dirA, dirB = dir.File "adapter-a", dir.File "adapter-b"
+            saveAdapter baseDir dirA 3L
+            saveAdapter baseDir dirB 5L
+            let prompts = [ Some image, questions[0], 16; None, questions[1], 12 ]
+            let models = [ "tiny", None; "ea", Some dirA; "eb", Some dirB ]
+            let references = dict [ for name, adapter in models -> name, referenceWith baseDir adapter prompts ]
+            let expected name (i: int) = references[name].[i]
+            let wantIds (g: GeneratedSequence) =
+                if g.Finish = FinishReason.Stop then g.TokenIds |> Seq.take (g.TokenIds.Count - 1) |> List.ofSeq else List.ofSeq g.TokenIds
+            Expect.notEqual (wantIds (expected "ea" 0)) (wantIds (expected "tiny" 0)) "adapter a changes the greedy answer"
+            Expect.notEqual (wantIds (expected "eb" 0)) (wantIds (expected "ea" 0)) "adapter b differs from a"
+
+            let options = ServeOptions(ModelDir = baseDir, Port = 0, MaxBatch = 6, MaxModelLen = 160, ServedModelName = "tiny",
+                                       Adapters = readOnlyDict [ "ea", dirA; "eb", dirB ])
+            let server = run (OpenAiServer.StartAsync options)
+            try
+                use client = new HttpClient(BaseAddress = server.BaseAddress, Timeout = TimeSpan.FromMinutes 3.0)
+                let requests = [ for name, _ in models do for i in 0 .. prompts.Length - 1 -> name, i ]
+                // Hold the engine (a control action that waits) until all six requests are queued, so they are admitted
+                // together and every decode step has rows for all three models.
+                use gate = new System.Threading.ManualResetEventSlim(false)
+                let held = server.Engine.Invoke(fun () -> gate.Wait(); true)
+                let struct (stepsBefore, _, _, mixedBefore) = server.Engine.Statistics
+                let answers =
+                    [ for name, i in requests ->
+                        let img, text, maxTokens = prompts[i]
+                        postJson client "/v1/chat/completions" (greedyRequest name img text maxTokens) ]
+                let deadline = DateTime.UtcNow.AddMinutes 1.0
+                while server.Engine.Queued < requests.Length && DateTime.UtcNow < deadline do Threading.Thread.Sleep 10
+                Expect.equal server.Engine.Queued requests.Length "all requests queued behind the held engine"
+                gate.Set()
+                Expect.isTrue (run held) "engine released"
+                let results = run (Task.WhenAll answers)
+                let struct (stepsAfter, _, _, mixedAfter) = server.Engine.Statistics
+                let mutable generated = 0
+                for (name, i), (status, body) in List.zip requests (List.ofArray results) do
+                    Expect.equal status 200 $"{name} prompt {i}: {body}"
+                    let choice = (JsonNode.Parse body).["choices"].[0]
+                    let want = expected name i
+                    Expect.equal (tokenIds choice) (wantIds want) $"{name} prompt {i}: its model's batch-1 greedy tokens"
+                    for got, wanted in List.zip (logprobValues choice) (List.ofSeq want.LogProbs |> List.take (wantIds want).Length) do
+                        Expect.floatClose { absolute = 1e-4; relative = 1e-4 } (float got) (float wanted) $"{name} prompt {i}: logprob"
+                    generated <- generated + want.TokenIds.Count
+                let steps = stepsAfter - stepsBefore
+                Expect.isGreaterThan (mixedAfter - mixedBefore) 0L "decode steps mixed the base and adapters"
+                // Each sequence's first token comes from its prefill, the rest from decode steps shared by all six.
+                Expect.isLessThan steps (int64 (generated - requests.Length)) "fewer decode steps than the tokens they decoded"
+                // The adapters still unload (no sequence uses them any more) and the other one keeps serving.
+                let status, text = run (postJson client "/v1/unload_lora_adapter" {| lora_name = "ea" |})
+                Expect.equal status 200 $"unload: {text}"
+                let img, text, maxTokens = prompts[0]
+                let status, body = run (postJson client "/v1/chat/completions" (greedyRequest "eb" img text maxTokens))
+                Expect.equal status 200 body
+                Expect.equal (tokenIds (JsonNode.Parse body).["choices"].[0]) (wantIds (expected "eb" 0)) "adapter b alone after a's unload"
             finally
                 server.StopAsync().GetAwaiter().GetResult()
         }

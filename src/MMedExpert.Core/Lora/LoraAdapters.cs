@@ -14,6 +14,8 @@ namespace MMedExpert.Core.Lora;
 /// <item>Several adapters may exist; <see cref="SetActive"/> picks one, several (their changes add up) or none (the exact
 /// base model, without a second copy of the weights).</item>
 /// <item><see cref="Merge"/> folds an adapter into the base weights; <see cref="Unmerge"/> restores them.</item>
+/// <item><see cref="SetRowAdapters"/> routes each row of a batch to its own adapter (or none) instead of the active set:
+/// requests for different adapters decode in one batch (serving).</item>
 /// </list>
 /// </summary>
 public sealed class LoraAdapters : IDisposable
@@ -23,6 +25,7 @@ public sealed class LoraAdapters : IDisposable
     readonly Dictionary<string, LoraConfig> configs = new();
     readonly Dictionary<string, List<LoraWeights>> byAdapter = new();
     List<string> active = new();
+    LoraRowRouting? routing;
 
     public nn.Module Model { get; }
 
@@ -39,6 +42,9 @@ public sealed class LoraAdapters : IDisposable
     public IReadOnlyCollection<string> LinearPaths => linears.Keys;
     public IReadOnlyList<string> Names => byAdapter.Keys.ToList();
     public IReadOnlyList<string> Active => active;
+    /// <summary>The current per-row routing (see <see cref="SetRowAdapters"/>), null when the active set applies.</summary>
+    public IReadOnlyList<string?>? RowAdapters => routing?.Rows;
+    internal LoraRowRouting? Routing => routing;
     public bool Contains(string name) => byAdapter.ContainsKey(name);
 
     public LoraConfig Config(string name) => configs.TryGetValue(name, out var c) ? c : throw Unknown(name);
@@ -100,7 +106,7 @@ public sealed class LoraAdapters : IDisposable
             {
                 if (linear.Adapter != null)
                     throw new LoraException($"module '{w.ModulePath}' already has an adapter that is not managed by these LoRA adapters");
-                layer = new LoraLayer(linear, this);
+                layer = new LoraLayer(linear, w.ModulePath, this);
                 layers[w.ModulePath] = layer;
                 linear.Adapter = layer;
             }
@@ -147,6 +153,41 @@ public sealed class LoraAdapters : IDisposable
             if (!seen.Contains(n) && ws.Any(w => w.Merged))
                 throw new LoraException($"adapter '{n}' is merged into the base weights; unmerge it before deactivating it");
         active = names.ToList();
+    }
+
+    /// <summary>
+    /// Routes the rows of the next forward passes: row b of every adapted layer's input [B, ...] gets adapter
+    /// <c>rowAdapters[b]</c>'s change, a null row none (the base), until <see cref="ClearRowAdapters"/>. While rows are
+    /// routed the active set is not used; each layer computes each distinct adapter's output on that adapter's rows only
+    /// (a gather, and a scatter-add into the base output), so a row's result is what a batch of that row alone with its
+    /// adapter active gives, up to float rounding. The rows are grouped here, once, not per layer; setting the same rows
+    /// again keeps that grouping. Refused: an unknown adapter, and any merged adapter (it is in the weights of every row).
+    /// A forward pass whose batch differs from <c>rowAdapters.Count</c> fails.
+    /// </summary>
+    public void SetRowAdapters(IReadOnlyList<string?> rowAdapters)
+    {
+        ArgumentNullException.ThrowIfNull(rowAdapters);
+        // The same rows again (a decode step like the last one): nothing to check or regroup, since Merge and Remove
+        // refuse while the rows are routed.
+        if (routing is not null && routing.SameRows(rowAdapters)) return;
+        if (rowAdapters.Count == 0) throw new LoraException("row adapters: an empty batch cannot be routed");
+        for (int b = 0; b < rowAdapters.Count; b++)
+            if (rowAdapters[b] is { } n && !byAdapter.ContainsKey(n))
+                throw new LoraException($"row adapters: row {b} names adapter '{n}', which does not exist");
+        foreach (var (n, ws) in byAdapter)
+            if (ws.Any(w => w.Merged))
+                throw new LoraException($"row adapters: adapter '{n}' is merged into the base weights (every row would get it); unmerge it before routing rows");
+        ClearRowAdapters();
+        var first = rowAdapters.FirstOrDefault(n => n is not null);
+        var device = first is null ? CPU : byAdapter[first][0].A.device;
+        routing = new LoraRowRouting(rowAdapters, device);
+    }
+
+    /// <summary>Ends the per-row routing: the active set applies again.</summary>
+    public void ClearRowAdapters()
+    {
+        routing?.Dispose();
+        routing = null;
     }
 
     /// <summary>
@@ -200,6 +241,7 @@ public sealed class LoraAdapters : IDisposable
         var ws = Modules(name);
         if (ws.Any(w => w.Merged)) throw new LoraException($"adapter '{name}' is already merged");
         if (!active.Contains(name)) throw new LoraException($"adapter '{name}' is not active; merging it would change the model's function");
+        if (routing is not null) throw new LoraException($"adapter '{name}': rows are routed to adapters; clear the row routing before merging");
         using var noGrad = no_grad();
         foreach (var w in ws)
         {
@@ -246,6 +288,8 @@ public sealed class LoraAdapters : IDisposable
     public void Remove(string name)
     {
         var ws = Modules(name);
+        if (routing is not null && routing.Names(name))
+            throw new LoraException($"adapter '{name}' is routed to rows of the batch; clear the row routing before removing it");
         if (ws.Any(w => w.Merged)) Unmerge(name);
         foreach (var w in ws)
         {
@@ -273,6 +317,7 @@ public sealed class LoraAdapters : IDisposable
 
     public void Dispose()
     {
+        ClearRowAdapters();
         foreach (var name in byAdapter.Keys.ToList()) Remove(name);
     }
 }

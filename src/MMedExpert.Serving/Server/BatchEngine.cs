@@ -15,16 +15,14 @@ namespace MMedExpert.Serving.Server;
 /// <item>admits waiting requests, oldest first, into free slots (n = k takes k): the prompt is prefilled alone (batch 1),
 ///   its keys/values are copied into its slots (<see cref="SlotCache"/>) and each choice's first token is sampled from
 ///   the prefill logits;</item>
-/// <item>runs ONE batched decode step for every used slot and samples each slot's next token with its request's own
+/// <item>runs ONE batched decode step for every used slot, whatever model each slot's request asked for, and samples each slot's next token with its request's own
 ///   settings and its own seeded generator (a request's output does not depend on what else is in the batch);</item>
 /// <item>sends the tokens to the requests and frees the slots of finished sequences.</item>
 /// </list>
 /// New requests join between decode steps; they never wait for the batch to drain.
-/// <para>LoRA limitation: the model has one active adapter set at a time (<c>LoraAdapters.SetActive</c>), so sequences
-/// decoded together share one adapter. The scheduler runs one adapter group at a time: admission is strictly in arrival
-/// order, and when the oldest waiting request is for another model than the running group, nothing more is admitted until
-/// the group's active sequences finish; then that request's adapter becomes active. Mixed-model traffic therefore
-/// batches less than single-model traffic.</para>
+/// <para>Mixed adapters: a prompt is prefilled with its request's adapter active (<c>LoraAdapters.SetActive</c>); a decode
+/// step routes each row to its slot's adapter, or to none for the base (<c>LoraAdapters.SetRowAdapters</c>), so requests
+/// for the base and for different adapters share decode steps. Admission is strictly in arrival order.</para>
 /// </summary>
 public sealed class BatchEngine : IDisposable
 {
@@ -49,14 +47,19 @@ public sealed class BatchEngine : IDisposable
     readonly Thread thread;
     readonly CancellationTokenSource stopping = new();
     readonly HashSet<string> removing = new();
-    string? currentAdapter;
-    long steps, tokens;
+    long steps, tokens, mixedSteps;
 
     public int MaxBatch => slots.Rows;
     public int MaxModelLen { get; }
-    /// <summary>Decode steps run and tokens generated so far.</summary>
-    public (long Steps, long Tokens, int Compactions) Statistics => (Interlocked.Read(ref steps), Interlocked.Read(ref tokens), slots.Compactions);
+    /// <summary>
+    /// Decode steps run, tokens generated and slot cache compactions so far; MixedSteps: the decode steps whose rows were
+    /// for more than one model (the base and adapters, or several adapters).
+    /// </summary>
+    public (long Steps, long Tokens, int Compactions, long MixedSteps) Statistics =>
+        (Interlocked.Read(ref steps), Interlocked.Read(ref tokens), slots.Compactions, Interlocked.Read(ref mixedSteps));
     public Exception? Fault { get; private set; }
+    /// <summary>Requests submitted that the engine loop has not taken yet (it takes them all at each iteration).</summary>
+    public int Queued => incoming.Count;
 
     public BatchEngine(ServedModel served, int maxBatch, int maxModelLen)
     {
@@ -136,8 +139,10 @@ public sealed class BatchEngine : IDisposable
     {
         foreach (var name in removing.ToList())
         {
-            if (currentAdapter == name && active.Count > 0) continue;
-            if (currentAdapter == name) { served.Lora.SetActive(); currentAdapter = null; }
+            if (active.Any(s => s.Job.Adapter == name)) continue;
+            // The last step's routing or prefill's active set may still name it.
+            served.Lora.ClearRowAdapters();
+            if (served.Lora.Active.Contains(name)) served.Lora.SetActive();
             if (served.Lora.Contains(name)) served.Lora.Remove(name);
             removing.Remove(name);
         }
@@ -155,7 +160,7 @@ public sealed class BatchEngine : IDisposable
         foreach (var s in active.Where(s => s.Job.Cancelled).ToList()) Finish(s, FinishReason.Length, report: false);
     }
 
-    /// <summary>Strict arrival order; another model's request at the head waits for the running group to drain.</summary>
+    /// <summary>Strict arrival order, whatever model each request is for; the head waits only for free slots.</summary>
     void Admit()
     {
         while (waiting.Count > 0)
@@ -168,13 +173,11 @@ public sealed class BatchEngine : IDisposable
                 Fail(job, ApiError.ModelNotFound(job.ModelName));
                 continue;
             }
-            if (active.Count > 0 && job.Adapter != currentAdapter) return;
             if (slots.FreeCount < job.N) return;
-            if (job.Adapter != currentAdapter)
-            {
-                if (job.Adapter is null) served.Lora.SetActive(); else served.Lora.SetActive(job.Adapter);
-                currentAdapter = job.Adapter;
-            }
+            // Prefill runs batch 1 with the request's adapter active (vision layers included, whose rows are patches, not
+            // batch rows), so no row routing may be set.
+            served.Lora.ClearRowAdapters();
+            if (job.Adapter is null) served.Lora.SetActive(); else served.Lora.SetActive(job.Adapter);
             waiting.RemoveAt(0);
             try { Prefill(job); }
             catch (Exception e)
@@ -231,6 +234,7 @@ public sealed class BatchEngine : IDisposable
         var feed = new long[rows];
         Array.Fill(feed, model.Config.PaddingTokenId);
         foreach (var s in active) feed[s.Row] = s.LastToken;
+        RouteRows(rows);
         using var view = slots.Cache.Rows(rows);
         var hidden = model.DecodeStep(tensor(feed, new long[] { rows, 1 }), deltas, view, mask);
         slots.CommitStep();
@@ -238,6 +242,20 @@ public sealed class BatchEngine : IDisposable
         var logProbs = logits.to_type(ScalarType.Float32).log_softmax(-1);
         Interlocked.Increment(ref steps);
         foreach (var s in active.ToList()) Emit(s, logits, logProbs, s.Row);
+    }
+
+    /// <summary>
+    /// Routes each decoded row to its slot's adapter (null: the base). Free rows only carry padding: with one model in the
+    /// batch they take its adapter, so single-model steps compute each LoRA layer on the whole batch without a gather.
+    /// </summary>
+    void RouteRows(int rows)
+    {
+        var models = active.Select(s => s.Job.Adapter).Distinct().ToList();
+        if (models.Count > 1) Interlocked.Increment(ref mixedSteps);
+        var routed = new string?[rows];
+        if (models.Count == 1) Array.Fill(routed, models[0]);
+        foreach (var s in active) routed[s.Row] = s.Job.Adapter;
+        served.Lora.SetRowAdapters(routed);
     }
 
     /// <summary>Samples sequence <paramref name="s"/>'s next token from row <paramref name="row"/> and reports it.</summary>
