@@ -3,7 +3,8 @@
 project can compare itself with it.
 
 Given EXPORT (a folder written by `./mmx export`), it
-  1. loads it with `Qwen2_5_VLForConditionalGeneration.from_pretrained(EXPORT, output_loading_info=True)` (fp32) and
+  1. loads it with `Qwen2_5_VLForConditionalGeneration.from_pretrained(EXPORT, output_loading_info=True)` (fp32,
+     ignore_mismatched_sizes=True so that a wrongly shaped tensor is listed rather than raised) and
      fails unless missing_keys, unexpected_keys, mismatched_keys and error_msgs are all empty;
   2. loads the config with `AutoConfig` (must be a Qwen2_5_VLConfig) and the image processor with
      `Qwen2VLImageProcessor.from_pretrained(EXPORT)` (the export's preprocessor_config.json);
@@ -401,8 +402,10 @@ def main():
     print(f"transformers {transformers.__version__} ({os.path.dirname(transformers.__file__)}), torch {torch.__version__}, "
           f"jinja2 {jinja2.__version__}; export {export}")
 
-    # 1. The weights, loaded by transformers' own loader; every key must match.
-    model, info = Qwen2_5_VLForConditionalGeneration.from_pretrained(export, output_loading_info=True, torch_dtype=torch.float32)
+    # 1. The weights, loaded by transformers' own loader; every key must match. ignore_mismatched_sizes=True makes a
+    # wrongly shaped tensor a mismatched_keys entry (reported, then failed below) instead of a load_state_dict error.
+    model, info = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+        export, output_loading_info=True, torch_dtype=torch.float32, ignore_mismatched_sizes=True)
     model.eval()
     for k in ("missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"):
         v = list(info.get(k, []))
@@ -434,6 +437,10 @@ def main():
 
     # 3. The chat template, rendered by Jinja2 as transformers renders it.
     render_chats(export, a.chat_out)
+
+    if FAILURES:  # a reference from a wrongly loaded model would mislead
+        print(f"FAILED: {len(FAILURES)} check(s): {FAILURES}; no fixture written")
+        sys.exit(1)
 
     # 4. The parity fixture, computed from the exported weights.
     out = os.path.abspath(a.fixture_out)
