@@ -183,6 +183,18 @@ let tests =
 
                 // Every case alone first.
                 cases |> List.iteri (fun i (img, text, maxTokens) -> check i (run (postJson client "/v1/chat/completions" (greedyRequest "tiny" img text maxTokens))) |> ignore)
+
+                // vLLM's ignore_eos: a case the model ends early runs to max_tokens, through its stop token.
+                match cases |> List.indexed |> List.tryFind (fun (i, _) -> expected[i].Finish = FinishReason.Stop) with
+                | Some (i, (img, text, maxTokens)) ->
+                    let body = JsonNode.Parse(JsonSerializer.Serialize(greedyRequest "tiny" img text maxTokens)).AsObject()
+                    body["ignore_eos"] <- JsonValue.Create true
+                    let status, answer = run (post client "/v1/chat/completions" (body.ToJsonString()))
+                    Expect.equal status 200 answer
+                    let r = JsonNode.Parse answer
+                    Expect.equal (r.["usage"].["completion_tokens"].GetValue<int>()) maxTokens $"case {i} with ignore_eos: exactly max_tokens"
+                    Expect.equal (r.["choices"].[0].["finish_reason"].GetValue<string>()) "length" $"case {i} with ignore_eos: ends on length"
+                | None -> failtest "no case ends on a stop token before max_tokens (the ignore_eos check needs one)"
                 // Concurrent mixed-length requests: each equals its batch-1 generation.
                 let concurrent =
                     cases |> List.mapi (fun i (img, text, maxTokens) -> postJson client "/v1/chat/completions" (greedyRequest "tiny" img text maxTokens))

@@ -215,7 +215,8 @@ public sealed class BatchEngine : IDisposable
                 Options = new GenerationOptions
                 {
                     MaxNewTokens = job.MaxTokens, Temperature = job.Temperature, TopP = job.TopP, TopK = job.TopK,
-                    Seed = job.Seed, StopTokenIds = served.StopTokenIds, SuppressTokenIds = served.SuppressTokenIds,
+                    Seed = job.Seed, StopTokenIds = job.IgnoreEos ? Array.Empty<int>() : served.StopTokenIds,
+                    SuppressTokenIds = served.SuppressTokenIds,
                 },
             };
             active.Add(s);

@@ -11,7 +11,7 @@ public sealed record RequestImage(string Url, string Param) : RequestPart;
 public sealed record RequestMessage(string Role, IReadOnlyList<RequestPart> Content);
 
 /// <summary>
-/// The body of POST /v1/chat/completions as OpenAI defines it (plus vLLM's top_k and return_tokens_as_token_ids), read
+/// The body of POST /v1/chat/completions as OpenAI defines it (plus vLLM's top_k, ignore_eos and return_tokens_as_token_ids), read
 /// from JSON with each refusal naming its field: a missing or wrong-typed field is 400, a value out of range 422.
 /// Limits that need the prompt (max_model_len) are checked once it is tokenized (<see cref="ChatPrompt"/>).
 /// </summary>
@@ -33,6 +33,8 @@ public sealed record ChatCompletionRequest
     public bool Logprobs { get; init; }
     public int TopLogprobs { get; init; }
     public bool ReturnTokensAsTokenIds { get; init; }
+    /// <summary>vLLM's ignore_eos: generate exactly max_tokens, past the stop tokens (serving benchmarks use it).</summary>
+    public bool IgnoreEos { get; init; }
 
     public const int MaxTopLogprobs = 20;
 
@@ -79,6 +81,7 @@ public sealed record ChatCompletionRequest
             Logprobs = logprobs,
             TopLogprobs = topLogprobs,
             ReturnTokensAsTokenIds = OptionalBool(o, "return_tokens_as_token_ids") ?? false,
+            IgnoreEos = OptionalBool(o, "ignore_eos") ?? false,
         };
     }
 

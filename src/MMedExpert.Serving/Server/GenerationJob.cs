@@ -33,6 +33,8 @@ public sealed class GenerationJob
     /// <summary>Seed of choice 0's generator; choice i &gt; 0 uses Seeds.Derive(seed, i).</summary>
     public required long Seed { get; init; }
     public int TopLogprobs { get; init; }
+    /// <summary>Generate exactly <see cref="MaxTokens"/>: no stop token ends a sequence (vLLM's ignore_eos).</summary>
+    public bool IgnoreEos { get; init; }
     public Channel<EngineEvent> Events { get; } = Channel.CreateUnbounded<EngineEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
 
     readonly System.Collections.Concurrent.ConcurrentDictionary<int, bool> stopRequested = new();

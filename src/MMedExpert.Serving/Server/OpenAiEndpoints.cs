@@ -71,6 +71,7 @@ public sealed class OpenAiEndpoints(ServeOptions options, ServedModel served, Ba
                 ModelName = request.Model, Adapter = adapter, PromptIds = prompt.Ids, PixelValues = pixels, GridThw = grid,
                 N = request.N, MaxTokens = maxTokens, Temperature = request.Temperature, TopP = request.TopP, TopK = request.TopK,
                 Seed = request.Seed ?? Random.Shared.NextInt64(), TopLogprobs = request.Logprobs ? request.TopLogprobs : 0,
+                IgnoreEos = request.IgnoreEos,
             };
         }
         try { engine.Submit(job); }

@@ -23,11 +23,16 @@ public static class ServeBench
         var requests = new Option<int>("--requests") { Description = "Requests per phase", DefaultValueFactory = _ => 32 };
         var maxTokens = new Option<int>("--max-tokens") { Description = "max_tokens of each request", DefaultValueFactory = _ => 32 };
         var maxBatch = new Option<int>("--max-batch") { Description = "The server's max batch", DefaultValueFactory = _ => 16 };
+        var ignoreEos = new Option<bool>("--ignore-eos")
+        {
+            Description = "Every request generates exactly --max-tokens (vLLM's ignore_eos, as serving benchmarks do); --ignore-eos false stops at the model's end of turn",
+            DefaultValueFactory = _ => true,
+        };
         var endpoint = new Option<string?>("--endpoint") { Description = "Benchmark this running endpoint (e.g. http://127.0.0.1:8000) instead of an in-process server" };
         var servedModel = new Option<string?>("--served-model") { Description = "With --endpoint: the model name to request (default: the first of its /v1/models)" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
         var cmd = new Command("serve", "OpenAI-compatible server: sequential vs concurrent requests/s, latency, tokens/s (continuous batching)");
-        foreach (var o in new Option[] { model, clients, requests, maxTokens, maxBatch, endpoint, servedModel, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, clients, requests, maxTokens, maxBatch, ignoreEos, endpoint, servedModel, json }) cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
             CommandKit.ConfigureTorch(parse);
@@ -42,7 +47,7 @@ public static class ServeBench
                 using var http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromMinutes(10) };
                 string modelName = server is not null ? "bench" : parse.GetValue(servedModel) ?? FirstModel(external!);
                 string target = server is not null ? options.ModelDir : $"{external} ({modelName})";
-                var bodies = Enumerable.Range(0, n).Select(i => Body(i, maxTok, modelName)).ToArray();
+                var bodies = Enumerable.Range(0, n).Select(i => Body(i, maxTok, modelName, parse.GetValue(ignoreEos))).ToArray();
                 var warm = Send(http, bodies[0]).GetAwaiter().GetResult();   // warm-up (not measured)
                 if (!warm.Ok) throw new ServeException($"{target}: the warm-up request failed: {warm.Error}");
                 var sequential = Phase(http, bodies, 1);
@@ -50,12 +55,13 @@ public static class ServeBench
                 double speedup = concurrent.RequestsPerSecond / sequential.RequestsPerSecond;
                 var stats = server?.Engine.Statistics;
                 if (parse.GetValue(json))
-                    CommandKit.WriteSnakeJson(new { Model = target, Requests = n, Clients = c, MaxTokens = maxTok, MaxBatch = server is null ? (int?)null : options.MaxBatch,
+                    CommandKit.WriteSnakeJson(new { Model = target, Requests = n, Clients = c, MaxTokens = maxTok, IgnoreEos = parse.GetValue(ignoreEos), MaxBatch = server is null ? (int?)null : options.MaxBatch,
                         Sequential = sequential, Concurrent = concurrent, BatchingSpeedup = Math.Round(speedup, 3), Failures = sequential.Failures + concurrent.Failures,
                         DecodeSteps = stats?.Steps, Compactions = stats?.Compactions });
                 else
                 {
-                    Console.WriteLine($"mmx bench serve: {target}, {n} requests (image + question, max_tokens {maxTok}, greedy)" + (server is null ? "" : $", max batch {options.MaxBatch}"));
+                    Console.WriteLine($"mmx bench serve: {target}, {n} requests (image + question, max_tokens {maxTok}{(parse.GetValue(ignoreEos) ? ", ignore_eos" : "")}, greedy)" +
+                                      (server is null ? "" : $", max batch {options.MaxBatch}"));
                     foreach (var p in new[] { sequential, concurrent })
                         Console.WriteLine($"  {p.Clients,2} client(s): {p.RequestsPerSecond,7:F2} req/s  p50 {p.P50Seconds,6:F3} s  p99 {p.P99Seconds,6:F3} s  {p.TokensPerSecond,8:F1} tokens/s  failures {p.Failures}");
                     Console.WriteLine($"  batching_speedup {speedup:F2} (concurrent req/s over sequential)" + (stats is { } st ? $"; decode steps {st.Steps}, compactions {st.Compactions}" : ""));
@@ -78,7 +84,7 @@ public static class ServeBench
         return models.Count > 0 ? models[0].Id : throw new ServeException($"{endpoint}: /v1/models lists no model; name one with --served-model");
     }
 
-    static JsonObject Body(int i, int maxTokens, string modelName)
+    static JsonObject Body(int i, int maxTokens, string modelName, bool ignoreEos)
     {
         // A MedSynth-like image: seeded noise over a bright disc, 56×56 (one merged 2×2 grid).
         var rng = new Random(1000 + i);
@@ -104,6 +110,7 @@ public static class ServeBench
             }),
             ["max_tokens"] = maxTokens,
             ["temperature"] = 0.0,
+            ["ignore_eos"] = ignoreEos,
         };
     }
 
