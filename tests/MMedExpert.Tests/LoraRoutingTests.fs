@@ -13,19 +13,10 @@ let private toy () =
     m.eval ()
     m
 
-let private logits (m: ToyCausalLm) (ids: torch.Tensor) =
-    use _ = torch.no_grad ()
-    m.forward ids
-
-let private maxDiff (a: torch.Tensor) (b: torch.Tensor) =
-    use d = (a.to_type(torch.float64) - b.to_type(torch.float64)).abs().max()
-    d.item<float> ()
-
-let private errorOf (f: unit -> 'a) =
-    try
-        f () |> ignore
-        failwith "expected a LoraException"
-    with :? LoraException as e -> e.Message
+// The LoRA tests' helpers: logits of the toy model, largest |difference|, and a LoraException's message.
+let private logits = LoraTests.logits
+let private maxDiff = LoraTests.maxDiff
+let private errorOf f = LoraTests.errorOf f
 
 /// A toy model with two non-trivial adapters: "a" (B = 0 init, then moved) and "b" (OLoRA: a frozen initial term too).
 let private withTwoAdapters () =

@@ -21,15 +21,15 @@ let private tokens (seed: int64) =
     use g = new torch.Generator(uint64 seed)
     torch.randint(0L, 64L, [| 2L; 9L |], generator = g)
 
-let private logits (m: ToyCausalLm) (ids: torch.Tensor) =
+let logits (m: ToyCausalLm) (ids: torch.Tensor) =
     use _ = torch.no_grad ()
     m.forward ids
 
-let private maxDiff (a: torch.Tensor) (b: torch.Tensor) =
+let maxDiff (a: torch.Tensor) (b: torch.Tensor) =
     use d = (a.to_type(torch.float64) - b.to_type(torch.float64)).abs().max()
     d.item<float> ()
 
-let private errorOf (f: unit -> 'a) =
+let errorOf (f: unit -> 'a) =
     try
         f () |> ignore
         failwith "expected a LoraException"

@@ -126,6 +126,30 @@ let tests =
             Expect.throwsT<ArgumentOutOfRangeException> (fun () -> cache.CopyRowFrom(source, 0L, 0L, 6L)) "a copy past the capacity is refused"
         }
 
+        test "local image files: inside --allowed-local-media-path only; any on a loopback host without it; none on a network host" {
+            use inside = new TempDir()
+            use outside = new TempDir()
+            let ok = TinyVlm.writePng (inside.File "in.png") 1
+            let far = TinyVlm.writePng (outside.File "out.png") 2
+            let status (f: unit -> obj) =
+                try
+                    f () |> ignore
+                    200
+                with :? ApiError as e -> e.Status
+            let load url root = fun () -> box (ImageSource.Load(url, "messages[0].content[0].image_url.url", root))
+            Expect.equal (status (load ok (Some inside.Path |> Option.toObj))) 200 "a file inside the folder"
+            Expect.equal (status (load (Uri(ok).AbsoluteUri) inside.Path)) 200 "a file:// URL inside the folder"
+            Expect.equal (status (load far inside.Path)) 400 "a file outside the folder"
+            Expect.equal (status (load (Path.Combine(inside.Path, "..", Path.GetFileName outside.Path, "out.png")) inside.Path)) 400 "no escape through '..'"
+            Expect.equal (status (load ok null)) 400 "no local file at all"
+            let dataUrl = "data:image/png;base64," + Convert.ToBase64String(File.ReadAllBytes far)
+            Expect.equal (status (load dataUrl null)) 200 "data URLs always"
+            let options host media = ServeOptions(ModelDir = medSynthBase (), Host = host, AllowedLocalMediaPath = media)
+            Expect.equal ((options "127.0.0.1" null).LocalMediaRoot) "/" "loopback without the option: anywhere"
+            Expect.isNull ((options "0.0.0.0" null).LocalMediaRoot) "a network host without the option: nowhere"
+            Expect.equal ((options "0.0.0.0" inside.Path).LocalMediaRoot) (Path.GetFullPath inside.Path) "the option wins"
+        }
+
         test "the server (models/medsynth-base): models, images, greedy equality, sampling, logprobs, streaming, adapters, errors, concurrent load" {
             use dir = new TempDir()
             let baseDir = medSynthBase ()

@@ -20,9 +20,13 @@ public static class ServeCommand
         var servedName = new Option<string?>("--served-model-name") { Description = "The base model's name in requests (default: the model folder's name)" };
         var maxBatch = new Option<int>("--max-batch") { Description = "Sequences decoded together (a request with n = k takes k)", DefaultValueFactory = _ => 16 };
         var maxLen = new Option<int>("--max-model-len") { Description = "Prompt + completion tokens per sequence", DefaultValueFactory = _ => 4096 };
+        var media = new Option<string?>("--allowed-local-media-path")
+        {
+            Description = "Read local image files (file:// URLs, paths) only inside this folder (default: any local file on a loopback host, none otherwise)",
+        };
         var dtypeName = new Option<string>("--dtype") { Description = "fp32, bf16, or auto (bf16 when config.json says torch_dtype bfloat16)", DefaultValueFactory = _ => "fp32" };
         var cmd = new Command("serve", "Serve a checkpoint (and LoRA adapters) over an OpenAI-compatible HTTP API with continuous batching");
-        foreach (var o in new Option[] { model, adapters, host, port, servedName, maxBatch, maxLen, dtypeName }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, adapters, host, port, servedName, maxBatch, maxLen, media, dtypeName }) cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
             CommandKit.ConfigureTorch(parse);
@@ -37,6 +41,7 @@ public static class ServeCommand
                 MaxBatch = parse.GetValue(maxBatch),
                 MaxModelLen = parse.GetValue(maxLen),
                 DType = ParseDType(parse.GetValue(dtypeName)!, dir),
+                AllowedLocalMediaPath = parse.GetValue(media),
             };
             var server = OpenAiServer.StartAsync(options).GetAwaiter().GetResult();
             try

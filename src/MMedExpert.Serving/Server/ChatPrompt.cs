@@ -24,12 +24,13 @@ public sealed class ChatPrompt : IDisposable
         GridThw = grid;
     }
 
-    public static ChatPrompt Build(IReadOnlyList<RequestMessage> messages, ServedModel served)
+    /// <param name="localMediaRoot">the folder local image files must lie in (<see cref="ServeOptions.LocalMediaRoot"/>)</param>
+    public static ChatPrompt Build(IReadOnlyList<RequestMessage> messages, ServedModel served, string? localMediaRoot)
     {
         var images = new List<RgbImage>();
         foreach (var m in messages)
             foreach (var part in m.Content)
-                if (part is RequestImage img) images.Add(ImageSource.Load(img.Url, img.Param));
+                if (part is RequestImage img) images.Add(ImageSource.Load(img.Url, img.Param, localMediaRoot));
 
         ProcessedImages? processed = null;
         try

@@ -5,12 +5,13 @@ namespace MMedExpert.Serving.Server;
 
 /// <summary>
 /// Reads the image an image_url names: a <c>data:image/png;base64,...</c> or <c>data:image/jpeg;base64,...</c> URL, a
-/// <c>file://</c> URL or a local path (the server reads the machine it runs on; remote http(s) URLs are not fetched).
-/// Any failure is a 400 naming the part.
+/// <c>file://</c> URL or a local path inside <paramref name="localRoot"/> (the server reads the machine it runs on; see
+/// <see cref="ServeOptions.AllowedLocalMediaPath"/>; remote http(s) URLs are not fetched). Any failure is a 400 naming the part.
 /// </summary>
 public static class ImageSource
 {
-    public static RgbImage Load(string url, string param)
+    /// <param name="localRoot">the folder local files must lie in; null: no local file may be read</param>
+    public static RgbImage Load(string url, string param, string? localRoot)
     {
         try
         {
@@ -21,7 +22,14 @@ public static class ImageSource
                 ? (Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.IsFile ? uri.LocalPath
                     : throw ApiError.BadRequest($"{param}: '{url}' is not a valid file URL", param))
                 : url;
-            if (!File.Exists(path)) throw ApiError.BadRequest($"{param}: image file '{path}' not found", param);
+            if (localRoot is null)
+                throw ApiError.BadRequest($"{param}: this server reads no local image files (it listens beyond loopback; start it with --allowed-local-media-path DIR, or send a data URL)", param);
+            string full = Path.GetFullPath(path);
+            string root = Path.EndsInDirectorySeparator(localRoot) ? localRoot : localRoot + Path.DirectorySeparatorChar;
+            if (!full.StartsWith(root, StringComparison.Ordinal))
+                throw ApiError.BadRequest($"{param}: '{path}' is outside the allowed local media folder {localRoot}", param);
+            if (!File.Exists(full)) throw ApiError.BadRequest($"{param}: image file '{path}' not found", param);
+            path = full;
             return ImageDecoder.Load(path);
         }
         catch (MmxException e) { throw ApiError.BadRequest($"{param}: {e.Message}", param); }

@@ -57,7 +57,7 @@ public sealed class OpenAiEndpoints(ServeOptions options, ServedModel served, Ba
             adapter = internalName;
         }
         GenerationJob job;
-        using (var prompt = ChatPrompt.Build(request.Messages, served))
+        using (var prompt = ChatPrompt.Build(request.Messages, served, options.LocalMediaRoot))
         {
             int length = prompt.Ids.Length, limit = options.MaxModelLen;
             if (length >= limit)

@@ -19,11 +19,23 @@ public sealed record ServeOptions
     /// <summary>Prompt + completion tokens per sequence.</summary>
     public int MaxModelLen { get; init; } = 4096;
     public ScalarType DType { get; init; } = ScalarType.Float32;
+    /// <summary>
+    /// Local image files (file:// URLs and paths in image_url) are read only inside this folder (vLLM's
+    /// --allowed-local-media-path). Null: any local file while the server listens on loopback only, none otherwise, so a
+    /// server open to the network never reads its own files for a client.
+    /// </summary>
+    public string? AllowedLocalMediaPath { get; init; }
     /// <summary>Largest request body accepted (images come inline as data URLs).</summary>
     public long MaxRequestBodyBytes { get; init; } = 32L << 20;
 
     /// <summary>The served name of the base model.</summary>
     public string BaseModelName => ServedModelName is { Length: > 0 } n ? n : new DirectoryInfo(Path.GetFullPath(ModelDir)).Name;
+
+    /// <summary>The folder local image files must lie in ("/" = anywhere), or null when none may be read.</summary>
+    public string? LocalMediaRoot =>
+        AllowedLocalMediaPath is { Length: > 0 } p ? Path.GetFullPath(p)
+        : Host is "127.0.0.1" or "::1" or "localhost" ? Path.GetPathRoot(Path.GetFullPath(ModelDir))
+        : null;
 
     public ServeOptions Validate()
     {
@@ -33,6 +45,8 @@ public sealed record ServeOptions
         if (MaxModelLen < 2) throw new ServeException($"--max-model-len must be ≥ 2 (got {MaxModelLen})");
         if (Port < 0 || Port > 65535) throw new ServeException($"--port must be in [0, 65535] (got {Port})");
         if (DType is not (ScalarType.Float32 or ScalarType.BFloat16)) throw new ServeException($"dtype {DType} is not fp32 or bf16");
+        if (AllowedLocalMediaPath is { Length: > 0 } media && !Directory.Exists(media))
+            throw new ServeException($"--allowed-local-media-path: folder '{media}' not found");
         foreach (var (name, dir) in Adapters)
         {
             if (string.IsNullOrWhiteSpace(name)) throw new ServeException($"--adapter: an empty name for '{dir}'");
