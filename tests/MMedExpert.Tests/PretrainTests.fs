@@ -109,7 +109,7 @@ let tests =
             Expect.equal (model.parameters() |> Seq.head).dtype TorchSharp.torch.ScalarType.Float32 "loads (converted from bf16) as fp32"
         }
 
-        test "--freeze-vision keeps the warmed tower as the warm-up left it while the language model learns; the default trains both" {
+        test "--freeze-vision (the default) keeps the warmed tower as the warm-up left it while the language model learns; --freeze-vision false trains both" {
             use dir = new TempDir()
             let run work steps freeze =
                 let p = BasePretraining.Run(settingsWith dir work (work + "-out") steps freeze, ProgressReporter.None, ignore)
@@ -123,7 +123,7 @@ let tests =
             let same a b prefix = List.forall2 (fun (_, x: TorchSharp.torch.Tensor) (_, y: TorchSharp.torch.Tensor) -> x.equal(y).all().item<bool>()) (named a prefix) (named b prefix)
             Expect.isTrue (same six three "visual.") "the tower after 6 steps is the tower after 3: the warm-up's, untouched"
             Expect.isFalse (same six three "model.") "while the language model moved"
-            Expect.isFalse (same six trained "visual.") "the default (how the shipped base was made) moves the tower"
+            Expect.isFalse (same six trained "visual.") "--freeze-vision false moves the tower"
             Expect.equal (ShippedBase.ReadProvenance(dir.File "frozen-6-out")).FreezeVision (Nullable true) "the provenance records it"
         }
 
