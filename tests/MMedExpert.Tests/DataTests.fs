@@ -300,7 +300,7 @@ let tests =
                 // The pairings follow the decision table: the diagnosis index is 2·[first discordant] + [second discordant].
                 let struct (d1, d2) = MedItemSamples.MedSynthPairings(item).Value
                 Expect.equal (Scenario.For(item.Specialty).Diagnoses[Scenario.DiagnosisIndex(d1, d2)]) item.AnswerText "pairings give the answer"
-                Expect.stringContains s.AssistantText $"Pairings: {Pairing.Word d1}, {Pairing.Word d2}." "pairings named"
+                Expect.stringContains s.AssistantText $"Pairings: {compact[0]} with {compact[2]}, {Pairing.Word d1}; {compact[1]} with {compact[3]}, {Pairing.Word d2}." "pairings named after their two findings"
                 let c = MedItemSamples.Annotations(item, TraceStyle.Compact)
                 Expect.sequenceEqual c.KeyFindings compact "compact annotations check the compact findings"
                 let score = MMedExpert.Algebra.Rewards.GuidelineSpec.evaluate (MMedExpert.Algebra.Rewards.DefaultSpec.load ()) c (MMedExpert.Algebra.Rewards.Completion.OfText s.AssistantText)
