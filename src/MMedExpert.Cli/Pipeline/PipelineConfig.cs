@@ -110,8 +110,8 @@ public sealed record GbaConfig
     public int GroupSize { get; init; } = 8;
     public double Temperature { get; init; } = 1.0;
     public double TopP { get; init; } = 1.0;
-    /// <summary>A compact trace with its paired findings is 60–80 tokens of the embedded tokenizer.</summary>
-    public int MaxNewTokens { get; init; } = 96;
+    /// <summary>A compact trace with its paired findings is 40–52 tokens of the embedded tokenizer.</summary>
+    public int MaxNewTokens { get; init; } = 64;
     public double LearningRate { get; init; } = 5e-4;
     public double Beta { get; init; } = 0.02;
     /// <summary>The KL reference: start (the DSA expert RL begins from) or base (adapters off).</summary>
@@ -142,6 +142,6 @@ public sealed record EvalConfig
     /// <summary>The first N test items of each specialty (0 = no cap): enough per specialty for the intervals to separate.</summary>
     public int PerSpecialty { get; init; } = 100;
     public int BatchSize { get; init; } = 32;
-    public int MaxNewTokens { get; init; } = 96;
+    public int MaxNewTokens { get; init; } = 64;
     public int BootstrapResamples { get; init; } = 1000;
 }
