@@ -108,7 +108,11 @@ public sealed record GbaConfig
     public int Steps { get; init; } = 6;
     public int PromptsPerStep { get; init; } = 4;
     public int GroupSize { get; init; } = 8;
-    public double Temperature { get; init; } = 1.0;
+    /// <summary>
+    /// 0.5: at 1.0 the embedded experts' samples are mostly garbled (3 % right on 128 rollouts of RL-split prompts against
+    /// 36 % near-greedy; 17 % at 0.5), so the answer reward almost never fires (paper/learnability, section 10).
+    /// </summary>
+    public double Temperature { get; init; } = 0.5;
     public double TopP { get; init; } = 1.0;
     /// <summary>A compact trace with its paired findings is 40–52 tokens of the embedded tokenizer.</summary>
     public int MaxNewTokens { get; init; } = 64;
