@@ -61,6 +61,8 @@ public static class BasePretraining
     public static ShippedBaseProvenance? Run(PretrainSettings p, ProgressReporter progress, Action<string> log, CancellationToken cancel = default)
     {
         var clock = Stopwatch.StartNew();
+        // Read when the run starts: the code that trains is the code of this commit, even if HEAD moves meanwhile.
+        string commit = GitCommit();
         var compute = MixedPrecision.Parse(p.Dtype);
         string dataDir = Path.Combine(p.WorkDir, "data");
         if (!File.Exists(Path.Combine(dataDir, "report.json")))
@@ -117,7 +119,7 @@ public static class BasePretraining
             Qwen25VL.Save(model, tmp, companionsFrom: tokenizerDir, dtype: TorchSharp.torch.ScalarType.BFloat16);
             provenance = new ShippedBaseProvenance
             {
-                Command = p.Command, Commit = GitCommit(), Seed = p.Seed, DataSeed = p.DataSeed, Items = p.Items, Difficulty = p.Difficulty, Preset = p.Preset,
+                Command = p.Command, Commit = commit, Seed = p.Seed, DataSeed = p.DataSeed, Items = p.Items, Difficulty = p.Difficulty, Preset = p.Preset,
                 VisionSteps = p.VisionSteps, FreezeVision = p.FreezeVision, Steps = p.Steps, BatchSize = p.BatchSize, LearningRate = p.LearningRate, Dtype = p.Dtype,
                 WallSeconds = Math.Round(seconds, 1), FinalLoss = run.Losses.Count > 0 ? run.Losses[^1] : null,
                 ReadoutItems = readout.Items, FindingAccuracy = readout.Findings, FindingQuestionAccuracy = readout.FindingQuestions,
