@@ -32,7 +32,7 @@ public sealed record PretrainSettings
     public int VisionSteps { get; init; } = 1200;
     public int VisionBatchSize { get; init; } = 32;
     public double VisionLearningRate { get; init; } = 1e-3;
-    public int Steps { get; init; } = 4000;
+    public int Steps { get; init; } = 3000;
     public int BatchSize { get; init; } = 8;
     public double LearningRate { get; init; } = 2e-3;
     public string Dtype { get; init; } = "bf16";
