@@ -104,8 +104,8 @@ public sealed record DsaConfig
 
 public sealed record GbaConfig
 {
-    /// <summary>6 keeps the embedded run inside its 20 minutes with 400 DSA steps per expert (3 seeds × 2 advantages × 4 experts).</summary>
-    public int Steps { get; init; } = 6;
+    /// <summary>4 keeps the embedded run inside its 20 minutes with 400 DSA steps per expert (3 seeds × 2 advantages × 4 experts).</summary>
+    public int Steps { get; init; } = 4;
     public int PromptsPerStep { get; init; } = 4;
     public int GroupSize { get; init; } = 8;
     /// <summary>
