@@ -48,7 +48,8 @@ let tests =
                     for dx in Seq.append scenario.Diagnoses scenario.Distractors do
                         Expect.isFalse (s.AssistantText.Contains dx) $"{item.Id}: the target names no diagnosis ({dx})"
                 Expect.isTrue samples[0].Open "the findings sample is open (the turn's end is not trained)"
-                Expect.stringStarts (MedItemSamples.CompactTrace item) samples[0].AssistantText "it is the compact trace's first step"
+                Expect.equal samples[0].AssistantText (PerceptionCurriculum.FindingsStep item + "</think><answer>") "the compact trace's first step, then the answer opened and left empty"
+                Expect.stringStarts (MedItemSamples.CompactTrace item) (PerceptionCurriculum.FindingsStep item) "the findings step is the compact trace's first step"
                 let question = PerceptionCurriculum.FindingQuestionItem(item, SeededRandom.For(1UL, 11UL, uint64 i))
                 let findings = MedItemSamples.CompactFindings item
                 let trueOptions = question.Options.Values |> Seq.filter (fun o -> Seq.contains o findings) |> Seq.toList
