@@ -28,8 +28,7 @@ let usage () =
 
 // Each step is parsed on its own, so a model that writes only some of them (the pretrained base writes the findings and
 // an answer, no pairings) is scored on the steps it writes.
-// "Pairings: i1 with c1, discordant; i2 with c2, concordant." (MedItemSamples.PairingsText)
-let pairings = Regex(@"Pairings: [^,;]*?, (?<p1>concordant|discordant); [^,;]*?, (?<p2>concordant|discordant)\.")
+let pairings = Regex(@"Pairings: (?<p1>concordant|discordant), (?<p2>concordant|discordant)\.")
 let conclusion = Regex(@"Conclusion: (?<c>.*?)\.</think>")
 
 type Scores = { Parsed: bool; Image: bool; Clinical: bool; Pairings: bool; PairingsFromOwn: bool; Conclusion: bool; ConclusionFromOwn: bool; Answer: bool }

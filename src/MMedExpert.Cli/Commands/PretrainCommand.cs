@@ -25,7 +25,7 @@ public static class PretrainCommand
         var lr = new Option<double>("--lr") { Description = "Peak learning rate (cosine schedule)", DefaultValueFactory = _ => d.LearningRate };
         var dtype = new Option<string>("--dtype") { Description = "Matmul precision: bf16 (mixed precision, fp32 master weights) or fp32", DefaultValueFactory = _ => d.Dtype };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Checkpoint every N steps", DefaultValueFactory = _ => d.CheckpointEvery };
-        var freezeVision = new Option<bool>("--freeze-vision") { Description = "Keep the warmed vision tower frozen while the language model trains (--freeze-vision false trains it too)", DefaultValueFactory = _ => d.FreezeVision };
+        var freezeVision = new Option<bool>("--freeze-vision") { Description = "Keep the warmed vision tower frozen while the language model trains (the shipped base trained it)" };
         var readout = new Option<int>("--readout-items") { Description = "Held-out items read out at the end", DefaultValueFactory = _ => d.ReadoutItems };
         var cmd = new Command("pretrain", "Pretrain the embedded base on perception and answer format (resumable; the defaults made models/medsynth-base)");
         foreach (var o in new Option[] { outDir, work, preset, items, dataSeed, seed, visionSteps, steps, batch, lr, dtype, checkpointEvery, freezeVision, readout })

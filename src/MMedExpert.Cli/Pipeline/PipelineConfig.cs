@@ -95,26 +95,18 @@ public sealed record DsaConfig
     public string[] Inits { get; init; } = { "gaussian", "pissa", "olora", "kaiming" };
     public int Rank { get; init; } = 8;
     public double Alpha { get; init; } = 16;
-    /// <summary>400: where an oncology expert on the frozen-tower base writes the right conclusion in about as many
-    /// validation items as the findings it reads allow (paper/learnability, section 10); 150 did not (section 7).</summary>
-    public int Steps { get; init; } = 400;
+    public int Steps { get; init; } = 150;
     public int BatchSize { get; init; } = 8;
     public double LearningRate { get; init; } = 2e-3;
 }
 
 public sealed record GbaConfig
 {
-    /// <summary>4 keeps the embedded run inside its 20 minutes with 400 DSA steps per expert (3 seeds × 2 advantages × 4 experts).</summary>
-    public int Steps { get; init; } = 4;
+    public int Steps { get; init; } = 8;
     public int PromptsPerStep { get; init; } = 4;
     public int GroupSize { get; init; } = 8;
-    /// <summary>
-    /// 0.5: at 1.0 the embedded experts' samples are mostly garbled (3 % right on 128 rollouts of RL-split prompts against
-    /// 36 % near-greedy; 17 % at 0.5), so the answer reward almost never fires (paper/learnability, section 10).
-    /// </summary>
-    public double Temperature { get; init; } = 0.5;
+    public double Temperature { get; init; } = 1.0;
     public double TopP { get; init; } = 1.0;
-    /// <summary>A compact trace with its paired findings is 40–52 tokens of the embedded tokenizer.</summary>
     public int MaxNewTokens { get; init; } = 64;
     public double LearningRate { get; init; } = 5e-4;
     public double Beta { get; init; } = 0.02;

@@ -7,12 +7,9 @@ namespace MMedExpert.Data.MedSynth;
 /// What the embedded base is pretrained on (<c>mmx pretrain</c>): perception and the answer format, never the guideline
 /// or a diagnosis, which are what DSA and GBA add. Two samples per MedSynth item:
 /// <list type="bullet">
-/// <item><b>findings</b>: the item's own diagnosis prompt, answered with the first step of the compact trace and the
-/// opening of the answer, "&lt;think&gt;Key findings: i1; i2; c1; c2.&lt;/think&gt;&lt;answer&gt;" (an
-/// <see cref="VisionChatSample.Open"/> sample: what follows, the answer and the turn's end, is not trained, so the model
-/// learns to read the findings and to open its answer there, never which answer). Without the answer's opening, the
-/// format on diagnosis prompts had to carry over from the finding questions, and two bases pretrained on the worded
-/// vignettes wrote it in 45.5 % and 0 % of their answers (paper/learnability, section 11);</item>
+/// <item><b>findings</b>: the item's own diagnosis prompt, answered with the first step of the compact trace only,
+/// "&lt;think&gt;Key findings: i1; i2; c1; c2." (an <see cref="VisionChatSample.Open"/> sample: the turn's end is not trained,
+/// so the model learns to read the findings without learning to stop, or to conclude, there);</item>
 /// <item><b>finding question</b>: the same vignette and image asking which of five findings the patient has (the one true
 /// finding among the opposites of all four), answered in the full format with the option's letter
 /// "&lt;think&gt;Key findings: ….&lt;/think&gt;&lt;answer&gt;C&lt;/answer&gt;".</item>
@@ -27,9 +24,6 @@ public static class PerceptionCurriculum
     public const string FindingQuestion = "Which of the following findings does this patient have?";
     const ulong QuestionStream = 11;
 
-    /// <summary>What the findings sample ends with: the trace closed and the answer opened, its content left untrained.</summary>
-    public const string AnswerOpening = "</think><answer>";
-
     /// <summary>"&lt;think&gt;Key findings: a; b; c; d." — the first step of <see cref="MedItemSamples.CompactTrace"/>.</summary>
     public static string FindingsStep(MedItem item) =>
         $"<think>{MedItemSamples.CompactSteps[0]}: {string.Join("; ", MedItemSamples.CompactFindings(item))}.";
@@ -37,7 +31,7 @@ public static class PerceptionCurriculum
     /// <summary>Both samples of item number <paramref name="index"/> (the index keys the option order of the question).</summary>
     public static IEnumerable<VisionChatSample> Samples(MedItem item, string baseDir, ulong seed, int index)
     {
-        yield return MedItemSamples.Prompt(item, baseDir) with { AssistantText = FindingsStep(item) + AnswerOpening, Open = true };
+        yield return MedItemSamples.Prompt(item, baseDir) with { AssistantText = FindingsStep(item), Open = true };
         var question = FindingQuestionItem(item, SeededRandom.For(seed, QuestionStream, (ulong)index));
         yield return MedItemSamples.Prompt(question, baseDir) with
         {

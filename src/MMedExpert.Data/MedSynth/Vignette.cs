@@ -11,11 +11,6 @@ public sealed record VignetteText(string Text, string Clinical1Phrase, string Cl
 /// Writes the clinical vignette (age, sex, history, vital signs) from the two clinical findings of the guideline plus
 /// nuisance details drawn independently of the answer. Difficulty moves the values towards the thresholds and adds
 /// irrelevant history; the values never cross a threshold, so the text always determines the two findings.
-/// At low difficulty each clinical finding is also stated in words, as a clinician's note does ("known type 2 diabetes",
-/// "growing rapidly", "fevers and sweats at home", "a heavy daily smoker"), with probability 1 − difficulty: a
-/// 5 M-parameter model does not learn to compare a number with a threshold in CPU minutes (paper/learnability, sections
-/// 4–8: 47–52 % after 3,000 pretraining steps), and the guideline's XOR is what the method should be seen to learn.
-/// Higher difficulty drops the words, so the values must be read against the thresholds.
 /// </summary>
 public static class Vignette
 {
@@ -79,10 +74,8 @@ public static class Vignette
         string sex = rng.Chance(0.5) ? "man" : "woman";
         string symptom = rng.Pick(new[] { "cough", "cough and breathlessness", "cough with pleuritic chest pain", "breathlessness and fatigue" });
         string smoking = packs == 0 ? "never smoked" : $"{packs} pack-years";
-        if (packs > 0 && rng.Chance(1 - d)) smoking += heavySmoker ? ", a heavy daily smoker" : ", an occasional smoker";
-        string feverWords = rng.Chance(1 - d) ? (febrile ? " Fevers and sweats at home." : " No fevers at home.") : "";
         string text =
-            $"{Article(age)} {age}-year-old {sex} presents with {rng.Int(2, 21)} days of {symptom}.{feverWords} " +
+            $"{Article(age)} {age}-year-old {sex} presents with {rng.Int(2, 21)} days of {symptom}. " +
             $"Temperature {F1(t)} °C, heart rate {rng.Int(62, 118)}/min, respiratory rate {rng.Int(12, 28)}/min, " +
             $"SpO2 {rng.Int(89, 99)}% on room air, blood pressure {rng.Int(100, 150)}/{rng.Int(60, 92)} mmHg. " +
             $"Smoking history: {smoking}. Past medical history: {History(rng, d, Distractors, "unremarkable")}. " +
@@ -100,9 +93,8 @@ public static class Vignette
         double t = febrile ? rng.Uniform(PediatricFeverC + gap, 40.5) : rng.Uniform(36.3, PediatricFeverC - gap);
         string sex = rng.Chance(0.5) ? "boy" : "girl";
         string complaint = rng.Pick(new[] { "a first seizure", "irritability and vomiting", "an unsteady gait", "drowsiness since the morning", "a new squint" });
-        string feverWords = rng.Chance(1 - d) ? (febrile ? " Fever at home since yesterday." : " No fever at home.") : "";
         string text =
-            $"{Article(n)} {age} {sex} is brought in with {complaint}.{feverWords} Temperature {F1(t)} °C, heart rate {rng.Int(80, 160)}/min. " +
+            $"{Article(n)} {age} {sex} is brought in with {complaint}. Temperature {F1(t)} °C, heart rate {rng.Int(80, 160)}/min. " +
             $"Background: {History(rng, d, PediatricDistractors, "nothing of note")}. An axial brain MRI slice is shown.";
         return new VignetteText(text, infant ? $"infant ({age})" : $"older child ({age})",
             febrile ? $"febrile ({F1(t)} °C)" : $"afebrile ({F1(t)} °C)");
@@ -121,9 +113,8 @@ public static class Vignette
         string complaint = rng.Pick(new[] { "blurred vision for several weeks", "floaters in one eye", "a routine eye examination", "headaches and intermittent blurring" });
         // At higher difficulty the history sentence is often left out, so the HbA1c value has to be read against the threshold.
         string history = rng.Chance(1 - d) ? (diabetic ? $" Known type 2 diabetes for {rng.Int(3, 20)} years." : " No known diabetes.") : "";
-        string pressureWords = rng.Chance(1 - d) ? (severe ? ", severely raised on repeat" : ", unremarkable on repeat") : "";
         string text =
-            $"{Article(age)} {age}-year-old {sex} attends with {complaint}. Blood pressure {sys}/{dia} mmHg{pressureWords}, HbA1c {F1(a1c)}%.{history} " +
+            $"{Article(age)} {age}-year-old {sex} attends with {complaint}. Blood pressure {sys}/{dia} mmHg, HbA1c {F1(a1c)}%.{history} " +
             $"Other history: {History(rng, d, Distractors, "none")}. A fundus photograph of the {eye} eye is shown.";
         return new VignetteText(text, diabetic ? $"diabetic (HbA1c {F1(a1c)}%)" : $"not diabetic (HbA1c {F1(a1c)}%)",
             severe ? $"severe hypertension ({sys}/{dia} mmHg)" : $"no severe hypertension ({sys}/{dia} mmHg)", eye);
@@ -149,9 +140,8 @@ public static class Vignette
             duration = $"present for {span}" + (rng.Chance(1 - d) ? " and enlarging slowly" : "");
             growth = $"slow growth ({span})";
         }
-        string ageWords = rng.Chance(1 - d) ? (older ? ", an older adult," : ", a young adult,") : "";
         string text =
-            $"{Article(age)} {age}-year-old {sex}{ageWords} has a {site} mass, {duration}. Other history: {History(rng, d, Distractors, "none")}. " +
+            $"{Article(age)} {age}-year-old {sex} has a {site} mass, {duration}. Other history: {History(rng, d, Distractors, "none")}. " +
             "A biopsy was taken; an H&E section is shown.";
         return new VignetteText(text, older ? $"older patient ({age} years)" : $"younger patient ({age} years)", growth);
     }

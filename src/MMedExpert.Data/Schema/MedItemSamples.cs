@@ -12,9 +12,9 @@ public enum TraceStyle
     /// <summary>The item's own step-by-step trace (the paper's setting).</summary>
     Full,
     /// <summary>
-    /// The key findings (without their measured details), the guideline's two pairings (each naming its two findings
-    /// before its verdict) and the diagnosis, still as &lt;think&gt;…&lt;/think&gt;&lt;answer&gt;…&lt;/answer&gt;: a few
-    /// dozen tokens instead of a few hundred, for the CPU-sized embedded pipeline. The answer names the option's text, not its letter: mapping a name to its shuffled
+    /// The key findings (without their measured details) and the diagnosis, still as
+    /// &lt;think&gt;…&lt;/think&gt;&lt;answer&gt;…&lt;/answer&gt;: a few dozen tokens instead of a few hundred, for the
+    /// CPU-sized embedded pipeline. The answer names the option's text, not its letter: mapping a name to its shuffled
     /// letter is a copying skill a 5M-parameter model does not acquire in minutes (evaluation and rewards accept either).
     /// </summary>
     Compact,
@@ -40,19 +40,10 @@ public static class MedItemSamples
     public static string CompactTrace(MedItem item)
     {
         string findings = $"{CompactSteps[0]}: {string.Join("; ", CompactFindings(item))}. ";
-        string pairings = MedSynthPairings(item) is var (first, second) ? PairingsText(CompactFindings(item), first, second) : "";
+        string pairings = MedSynthPairings(item) is var (first, second)
+            ? $"{PairingsStep}: {Pairing.Word(first)}, {Pairing.Word(second)}. " : "";
         return $"<think>{findings}{pairings}{CompactSteps[1]}: {item.AnswerText}.</think><answer>{item.AnswerText}</answer>";
     }
-
-    /// <summary>
-    /// "Pairings: i1 with c1, discordant; i2 with c2, concordant. ": each pairing's verdict right after the two findings it
-    /// reads (image finding, then clinical finding). Named next to each other, the XOR's inputs are the tokens just before
-    /// its output: an oncology expert learned it in 400 LoRA steps this way, and had not after 400 steps with the verdicts
-    /// alone ("Pairings: discordant, concordant.", learned between 400 and 800; paper/learnability, sections 8 and 10).
-    /// </summary>
-    public static string PairingsText(IReadOnlyList<string> findings, bool firstDiscordant, bool secondDiscordant) =>
-        $"{PairingsStep}: {findings[0]} with {findings[2]}, {Pairing.Word(firstDiscordant)}; " +
-        $"{findings[1]} with {findings[3]}, {Pairing.Word(secondDiscordant)}. ";
 
     /// <summary>The step labels of a compact trace, in order (plus <see cref="PairingsStep"/> between them for MedSynth items).</summary>
     public static readonly IReadOnlyList<string> CompactSteps = new[] { "Key findings", "Conclusion" };
