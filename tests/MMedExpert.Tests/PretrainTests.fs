@@ -24,10 +24,13 @@ let private medSynth =
          if not (Directory.Exists dir) then MedSynthGenerator.Write(dir, MedSynthOptions(N = 64, Seed = 3UL)) |> ignore
          dir, [ for split in [ "sft"; "rl"; "val"; "test" ] do yield! (MedItemLoader.Load(Path.Combine(dir, split + ".jsonl"))).Items ])
 
-let private settingsWith (dir: TempDir) work out steps freezeVision =
+let private settingsAt minFormat (dir: TempDir) work out steps freezeVision =
     PretrainSettings(OutDir = dir.File out, WorkDir = dir.File work, Preset = "tiny", Items = 64, DataSeed = 5UL, Seed = 5L,
                      TokenizerMerges = 300, VisionSteps = 2 (* below the stop step: CancelAfter stops pretraining, not the warm-up *), VisionBatchSize = 4, Steps = steps, BatchSize = 4, CheckpointEvery = 100,
-                     ReadoutItems = 4, FreezeVision = freezeVision, Command = "test")
+                     ReadoutItems = 4, FreezeVision = freezeVision, Command = "test", MinFormatRate = minFormat)
+
+/// A few tiny steps write no answer format, so these runs accept any.
+let private settingsWith dir work out steps freezeVision = settingsAt 0.0 dir work out steps freezeVision
 
 let private settings dir work out = settingsWith dir work out 6 false
 
@@ -125,6 +128,19 @@ let tests =
             Expect.isFalse (same six three "model.") "while the language model moved"
             Expect.isFalse (same six trained "visual.") "the default (how the shipped base was made) moves the tower"
             Expect.equal (ShippedBase.ReadProvenance(dir.File "frozen-6-out")).FreezeVision (Nullable true) "the provenance records it"
+        }
+
+        test "a base below --min-format is written to WORK/rejected, not to --out, and the run fails naming the figure" {
+            use dir = new TempDir()
+            let p = settingsAt 1.01 dir "work" "out" 3 true
+            let e =
+                try BasePretraining.Run(p, ProgressReporter.None, ignore) |> ignore; failtest "a rejected base throws"
+                with :? MMedExpert.Core.MmxException as e -> e
+            Expect.stringContains e.Message "held-out diagnosis answers" "the message says what was measured"
+            Expect.stringContains e.Message "101 %" "and the bar"
+            Expect.isFalse (Directory.Exists(dir.File "out")) "nothing is written to --out"
+            let rejected = Path.Combine(dir.File "work", "rejected")
+            Expect.equal (ShippedBase.Verify rejected).Steps 3 "the rejected model and its provenance are kept for inspection"
         }
 
         test "a corrupted base fails the SHA-256 check, naming the file" {

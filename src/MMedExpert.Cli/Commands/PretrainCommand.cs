@@ -26,9 +26,10 @@ public static class PretrainCommand
         var dtype = new Option<string>("--dtype") { Description = "Matmul precision: bf16 (mixed precision, fp32 master weights) or fp32", DefaultValueFactory = _ => d.Dtype };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Checkpoint every N steps", DefaultValueFactory = _ => d.CheckpointEvery };
         var freezeVision = new Option<bool>("--freeze-vision") { Description = "Keep the warmed vision tower frozen while the language model trains (the shipped base trained it)" };
+        var minFormat = new Option<double>("--min-format") { Description = "Least share of held-out diagnosis answers in the strict format for the base to be written to --out (else WORK/rejected, and the command fails)", DefaultValueFactory = _ => d.MinFormatRate };
         var readout = new Option<int>("--readout-items") { Description = "Held-out items read out at the end", DefaultValueFactory = _ => d.ReadoutItems };
         var cmd = new Command("pretrain", "Pretrain the embedded base on perception and answer format (resumable; the defaults made models/medsynth-base)");
-        foreach (var o in new Option[] { outDir, work, preset, items, dataSeed, seed, visionSteps, steps, batch, lr, dtype, checkpointEvery, freezeVision, readout })
+        foreach (var o in new Option[] { outDir, work, preset, items, dataSeed, seed, visionSteps, steps, batch, lr, dtype, checkpointEvery, freezeVision, readout, minFormat })
             cmd.Options.Add(o);
         cmd.SetAction(parse =>
         {
@@ -38,7 +39,7 @@ public static class PretrainCommand
                 OutDir = parse.GetValue(outDir)!, WorkDir = parse.GetValue(work)!, Preset = parse.GetValue(preset)!, Items = parse.GetValue(items),
                 DataSeed = parse.GetValue(dataSeed), Seed = parse.GetValue(seed), VisionSteps = parse.GetValue(visionSteps),
                 Steps = parse.GetValue(steps), BatchSize = parse.GetValue(batch), LearningRate = parse.GetValue(lr), Dtype = parse.GetValue(dtype)!,
-                CheckpointEvery = parse.GetValue(checkpointEvery), FreezeVision = parse.GetValue(freezeVision), ReadoutItems = parse.GetValue(readout),
+                CheckpointEvery = parse.GetValue(checkpointEvery), FreezeVision = parse.GetValue(freezeVision), ReadoutItems = parse.GetValue(readout), MinFormatRate = parse.GetValue(minFormat),
                 Command = "./mmx " + string.Join(" ", Environment.GetCommandLineArgs().Skip(1)),
             };
             // Ctrl-C stops after the current step, with a checkpoint; the same command resumes.
