@@ -8,7 +8,7 @@
 //   conclusion  the diagnosis right; and the one the decision table gives for the model's OWN pairings (the lookup)
 //   answer      the answer extracted by the evaluation (what the accuracy counts)
 //
-//   dotnet fsi scripts/trace-skills.fsx RUN_DIR                    (runs/<name>: reads data/test.jsonl, eval/*/predictions.jsonl)
+//   dotnet fsi scripts/trace-skills.fsx RUN_DIR                    (runs/<name>: reads data/<eval.split>.jsonl, eval/*/predictions.jsonl)
 //   dotnet fsi scripts/trace-skills.fsx --reference DATA_DIR       (scores the items' own compact traces: every step 100 %)
 //
 // Only compact traces (the pipeline's default, MedItemSamples.CompactTrace) of MedSynth items are read.
@@ -28,8 +28,11 @@ let usage () =
 
 // Each step is parsed on its own, so a model that writes only some of them (the pretrained base writes the findings and
 // an answer, no pairings) is scored on the steps it writes.
-let pairings = Regex(@"Pairings: (?<p1>concordant|discordant), (?<p2>concordant|discordant)\.")
-let conclusion = Regex(@"Conclusion: (?<c>.*?)\.</think>")
+// "Pairings: discordant, concordant." (the compact trace) or "Pairings: i1 with c1, discordant; i2 with c2, concordant."
+// (each verdict after its two findings, tried in paper/learnability sections 10 and 14)
+let pairings = Regex(@"Pairings: (?:[^,;.]*? with [^,;.]*?, )?(?<p1>concordant|discordant)[,;] (?:[^,;.]*? with [^,;.]*?, )?(?<p2>concordant|discordant)\.")
+// "Conclusion: X.</think>" (older compact traces) or "Conclusion:</think><answer>X</answer>" (the diagnosis written once)
+let conclusion = Regex(@"Conclusion:(?: (?<c>.*?)\.</think>|</think><answer>(?<c>.*?)</answer>)")
 
 type Scores = { Parsed: bool; Image: bool; Clinical: bool; Pairings: bool; PairingsFromOwn: bool; Conclusion: bool; ConclusionFromOwn: bool; Answer: bool }
 
@@ -78,7 +81,14 @@ match scriptArgs with
     let s = scored |> List.forall (fun s -> s.Parsed && s.Image && s.Clinical && s.Pairings && s.PairingsFromOwn && s.Conclusion && s.ConclusionFromOwn)
     if not s then eprintfn "the reference traces do not score 100 %% on every step: the parser and the generator disagree"; exit 1
 | [| runDir |] ->
-    let items = load (Path.Combine(runDir, "data", "test.jsonl"))
+    // the split the run scored (eval.split in its config.json: test, or val for a run that chose a configuration)
+    let split =
+        let cfg = Path.Combine(runDir, "config.json")
+        if not (File.Exists cfg) then "test" else
+            match JsonDocument.Parse(File.ReadAllText cfg).RootElement.TryGetProperty("eval") with
+            | true, e -> (match e.TryGetProperty("split") with | true, s -> s.GetString() | _ -> "test")
+            | _ -> "test"
+    let items = load (Path.Combine(runDir, "data", split + ".jsonl"))
     let evalDir = Path.Combine(runDir, "eval")
     if not (Directory.Exists evalDir) then failwithf "%s: no eval/ folder (run the pipeline's eval stage first)" runDir
     header ()
@@ -92,6 +102,6 @@ match scriptArgs with
                         let id = p.GetProperty("id").GetString()
                         match items.TryFind id with
                         | Some item -> score item (p.GetProperty("output").GetString()) (p.GetProperty("correct").GetBoolean())
-                        | None -> failwithf "%s: id %s is not in %s/data/test.jsonl" file id runDir ]
+                        | None -> failwithf "%s: id %s is not in %s/data/%s.jsonl" file id runDir split ]
             report (Path.GetFileName dir) scored
 | _ -> usage ()

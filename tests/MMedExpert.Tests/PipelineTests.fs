@@ -12,6 +12,7 @@ open MMedExpert.Tests.TestKit
 let private config =
     """{
   "name": "tiny",
+  "jobs": 2,
   "data": { "items": 64, "image_size": 56 },
   "base": { "source": "scratch", "preset": "tiny", "tokenizer_vocab": 500, "vision_warmup_steps": 3, "vision_warmup_batch_size": 4,
             "pretrain_steps": 3, "batch_size": 4 },
@@ -39,7 +40,8 @@ let tests =
             File.WriteAllText(configFile, config)
             let runs = dir.File "runs"
             let run = Path.Combine(runs, "tiny")
-            let first = pipeline runs configFile []
+            // two threads: the config's two jobs get one each, like the one-thread serial run below
+            let first = pipeline runs configFile [ "--threads"; "2" ]
             for stage in stages do
                 Expect.isFalse (skipped first stage) $"{stage} ran on the first call"
                 Expect.isTrue (File.Exists(Path.Combine(run, "stages", stage + ".json"))) $"{stage} left its record"
@@ -86,5 +88,28 @@ let tests =
             let code, _, err = runMmx [ "pipeline"; "--config"; configFile; "--runs"; runs; "--from"; "nowhere" ]
             Expect.notEqual code 0 "an unknown stage is an error"
             Expect.stringContains err "nowhere" "naming it"
+
+            // The same run one expert at a time on one thread: experts trained two at a time ("jobs": 2, one
+            // thread each) must be the ones trained alone, byte for byte, and answer the same; a shared random stream or
+            // shared state between the jobs would differ. (At another thread count per job they may differ in the last
+            // bits: PiSSA's SVD, for one, depends on it.)
+            let serialFile = dir.File "tiny-serial.json"
+            File.WriteAllText(serialFile, config.Replace("\"jobs\": 2,", "\"jobs\": 1,"))
+            let serialRuns = dir.File "serial"
+            let _ =
+                try pipeline serialRuns serialFile [ "--threads"; "1" ]
+                finally MMedExpert.Core.Runtime.TorchRuntime.ConfigureThreads() |> ignore // this test thread's torch setting back to all cores
+            let serial = Path.Combine(serialRuns, "tiny")
+            let files (root: string) sub pattern =
+                Directory.GetFiles(Path.Combine(root, sub), pattern, SearchOption.AllDirectories)
+                |> Array.map (fun f -> Path.GetRelativePath(root, f)) |> Array.sort
+            let experts = files run "experts" "*.safetensors"
+            Expect.equal experts.Length 10 "2 specialties × (sft; gba and grpo over 2 seeds) adapters"
+            Expect.sequenceEqual (files serial "experts" "*.safetensors") experts "the same adapters"
+            let answers = files run "eval" "predictions.jsonl"
+            Expect.equal answers.Length 13 "13 models evaluated"
+            for f in Array.append experts answers do
+                let same = File.ReadAllBytes(Path.Combine(serial, f)) = File.ReadAllBytes(Path.Combine(run, f))
+                Expect.isTrue same $"{f}: jobs 1 and 2 agree byte for byte"
         }
     ]

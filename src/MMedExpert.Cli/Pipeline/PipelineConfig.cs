@@ -12,6 +12,12 @@ public sealed record PipelineConfig
 {
     public string Name { get; init; } = "default";
     public long Seed { get; init; } = 20260101;
+    /// <summary>
+    /// Experts trained, RL runs and models evaluated at once in the dsa, rl and eval stages, each on threads/jobs torch
+    /// threads (<see cref="ExpertJobs"/>). 2 halves the embedded run's time on 2 cores, but one thread per job changes the
+    /// last bits of the thread-sensitive inits (PiSSA's SVD), hence the figures; 1 keeps the committed default run's.
+    /// </summary>
+    public int Jobs { get; init; } = 1;
     public DataConfig Data { get; init; } = new();
     public BaseConfig Base { get; init; } = new();
     public DsaConfig Dsa { get; init; } = new();
@@ -133,6 +139,11 @@ public sealed record MergeConfig
 
 public sealed record EvalConfig
 {
+    /// <summary>
+    /// The split every model is scored on: <c>test</c> for the reported run, <c>val</c> to choose a configuration
+    /// (steps, temperature) without looking at test.
+    /// </summary>
+    public string Split { get; init; } = "test";
     /// <summary>Test items evaluated per model (0 = all), after <see cref="PerSpecialty"/>.</summary>
     public int MaxItems { get; init; } = 0;
     /// <summary>The first N test items of each specialty (0 = no cap): enough per specialty for the intervals to separate.</summary>

@@ -14,10 +14,9 @@ public static class DsaStage
         var c = run.Config.Dsa;
         if (c.Inits.Length < c.Specialties.Length)
             throw new PipelineException($"dsa.inits has {c.Inits.Length} entries for {c.Specialties.Length} specialties");
-        var encoder = run.Encoder();
         var items = run.Items("sft");
-        var outputs = new List<string>();
-        for (int k = 0; k < c.Specialties.Length; k++)
+        // Experts are independent: trained run.Config.Jobs at a time (ExpertJobs), each with its own encoder.
+        var perExpert = ExpertJobs.Run(Enumerable.Range(0, c.Specialties.Length).ToList(), run.Config.Jobs, (k, progress) =>
         {
             string specialty = c.Specialties[k];
             var samples = items.Where(i => i.Specialty == specialty).Select(i => MedItemSamples.Training(i, run.DataDir, run.Trace)).ToList();
@@ -29,14 +28,14 @@ public static class DsaStage
                 Seed = Seeds.Derive(run.Config.Seed, "dsa-" + specialty), CheckpointEvery = 25, Description = $"dsa {specialty} ({c.Inits[k]})",
             };
             string adapterDir = run.ExpertDir(specialty, "sft"), work = run.WorkDir("dsa-" + specialty);
-            var result = DsaRunner.TrainExpert(run.BaseDir, encoder, samples, specialty, lora, options, c.BatchSize, adapterDir, work,
-                ProgressReporter.Create(), resume: true, compute: run.ComputeDType);
+            var result = DsaRunner.TrainExpert(run.BaseDir, run.Encoder(), samples, specialty, lora, options, c.BatchSize, adapterDir, work,
+                progress, resume: true, compute: run.ComputeDType);
             s.Log($"{specialty} ({c.Inits[k]}, {samples.Count} items): loss {result.Losses.FirstOrDefault():F3} → {result.Losses.LastOrDefault():F3}");
             Directory.CreateDirectory(Path.GetDirectoryName(run.MetricsPath("x"))!);
             File.Copy(Path.Combine(work, "metrics.jsonl"), run.MetricsPath("dsa-" + specialty), overwrite: true);
-            outputs.AddRange(Directory.GetFiles(adapterDir));
-            outputs.Add(run.MetricsPath("dsa-" + specialty));
-        }
+            return Directory.GetFiles(adapterDir).Append(run.MetricsPath("dsa-" + specialty)).ToList();
+        });
+        var outputs = perExpert.SelectMany(o => o).ToList();
         return outputs;
     });
 }

@@ -28,7 +28,9 @@ public static class EvalStage
 
     public static IReadOnlyList<EvalItem> TestItems(RunContext run)
     {
-        IReadOnlyList<EvalItem> items = MedSynthBench.Load(run.Split("test"));
+        string split = run.Config.Eval.Split;
+        if (split is not ("test" or "val")) throw new PipelineException($"eval.split '{split}': expected test or val");
+        IReadOnlyList<EvalItem> items = MedSynthBench.Load(run.Split(split));
         int per = run.Config.Eval.PerSpecialty, max = run.Config.Eval.MaxItems;
         if (per > 0)
         {
@@ -38,25 +40,23 @@ public static class EvalStage
         return max > 0 && items.Count > max ? items.Take(max).ToList() : items;
     }
 
-    public static Stage Create(RunContext run) => new("eval", "evaluate base, experts and merged models on the test split", s =>
+    public static Stage Create(RunContext run) => new("eval", "evaluate base, experts and merged models (eval.split)", s =>
     {
         var c = run.Config.Eval;
         var items = TestItems(run);
-        var encoder = run.Encoder();
-        var outputs = new List<string>();
-        foreach (var subject in Subjects(run))
+        // Every model's evaluation is independent: run.Config.Jobs at a time (ExpertJobs).
+        var perModel = ExpertJobs.Run(Subjects(run).ToList(), run.Config.Jobs, (subject, _) =>
         {
-            using (var loaded = run.LoadModel(subject.ModelDir, subject.AdapterDir, "expert"))
-            {
-                string dir = run.EvalDir(subject.Name);
-                var own = subject.Specialty is null ? items : items.Where(i => i.Groups[GroupKeys.Specialty] == subject.Specialty).ToList();
-                var results = EvalHarness.Run(own, ModelAnswers.Greedy(run.Generator(loaded.Model, encoder), encoder, c.MaxNewTokens), dir,
-                    c.BatchSize, new EvalOptions(Label: $"eval {subject.Name}"));
-                s.Log($"{subject.Name}: accuracy {results.Overall.Accuracy:P1} [{results.Overall.Ci.Low:P1}, {results.Overall.Ci.High:P1}], invalid format {results.InvalidFormatRate:P0}");
-                outputs.Add(Path.Combine(dir, EvalHarness.ResultsFile));
-                outputs.Add(Path.Combine(dir, EvalHarness.PredictionsFile));
-            }
-        }
+            var encoder = run.Encoder();
+            using var loaded = run.LoadModel(subject.ModelDir, subject.AdapterDir, "expert");
+            string dir = run.EvalDir(subject.Name);
+            var own = subject.Specialty is null ? items : items.Where(i => i.Groups[GroupKeys.Specialty] == subject.Specialty).ToList();
+            var results = EvalHarness.Run(own, ModelAnswers.Greedy(run.Generator(loaded.Model, encoder), encoder, c.MaxNewTokens), dir,
+                c.BatchSize, new EvalOptions(Label: $"eval {subject.Name}", Progress: run.Config.Jobs > 1 ? ProgressMode.Plain : ProgressMode.Auto));
+            s.Log($"{subject.Name}: accuracy {results.Overall.Accuracy:P1} [{results.Overall.Ci.Low:P1}, {results.Overall.Ci.High:P1}], invalid format {results.InvalidFormatRate:P0}");
+            return new[] { Path.Combine(dir, EvalHarness.ResultsFile), Path.Combine(dir, EvalHarness.PredictionsFile) };
+        });
+        var outputs = perModel.SelectMany(o => o).ToList();
         return outputs;
     });
 }

@@ -50,7 +50,7 @@ public static class ReportStage
         string main = c.Gba.Advantages[0], mainMerge = $"merged-{c.Merge.Methods[0]}-{main}";
         var md = new StringBuilder();
         md.AppendLine($"# MMedExpert run `{c.Name}`").AppendLine();
-        md.AppendLine($"MedSynth test split: {rows["base"].N} items ({string.Join(", ", specialties.Select(sp => $"{rows["base"].On(sp).N} {sp}"))}; 4–5 options, chance ≈ 22.5 %). Accuracy in %, with 95 % percentile-bootstrap intervals ({c.Eval.BootstrapResamples} resamples); each expert answers its own specialty's items only, so its accuracy column is its own-specialty accuracy. Reproduce: `./mmx pipeline --config config.json` (seed {c.Seed}).").AppendLine();
+        md.AppendLine($"MedSynth {c.Eval.Split} split: {rows["base"].N} items ({string.Join(", ", specialties.Select(sp => $"{rows["base"].On(sp).N} {sp}"))}; 4–5 options, chance ≈ 22.5 %). Accuracy in %, with 95 % percentile-bootstrap intervals ({c.Eval.BootstrapResamples} resamples); each expert answers its own specialty's items only, so its accuracy column is its own-specialty accuracy. Reproduce: `./mmx pipeline --config config.json` (seed {c.Seed}).").AppendLine();
 
         md.AppendLine("## Main table").AppendLine();
         md.AppendLine("| model | role | accuracy [95% CI] | " + string.Join(" | ", specialties) + " | invalid format |");

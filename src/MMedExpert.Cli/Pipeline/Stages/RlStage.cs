@@ -28,39 +28,36 @@ public static class RlStage
     {
         var c = run.Config.Gba;
         var spec = c.Spec is null ? DefaultSpec.load() : SpecJson.load(c.Spec);
-        var encoder = run.Encoder();
         var items = run.Items("rl");
-        var outputs = new List<string>();
-        foreach (var specialty in run.Config.Dsa.Specialties)
+        var runs = run.Config.Dsa.Specialties.SelectMany(sp => Runs(c).Select(r => (Specialty: sp, r.Advantage, r.Seed, r.Name))).ToList();
+        // Every (expert, advantage, seed) run is independent: run.Config.Jobs at a time (ExpertJobs).
+        var perRun = ExpertJobs.Run(runs, run.Config.Jobs, (r, progress) =>
         {
+            var (specialty, advantage, seed, name) = r;
+            var encoder = run.Encoder();
             var samples = items.Where(i => i.Specialty == specialty)
                 .Select(i => new RlSample(MedItemSamples.Prompt(i, run.DataDir), MedItemSamples.Annotations(i, run.Trace))).ToList();
-            foreach (var (advantage, seed, name) in Runs(c))
+            using var loaded = run.LoadModel(run.BaseDir, run.ExpertDir(specialty, "sft"), specialty);
+            var lora = loaded.Lora!;
+            string work = run.WorkDir($"rl-{specialty}-{name}");
+            var options = new GrpoOptions
             {
-                using (var loaded = run.LoadModel(run.BaseDir, run.ExpertDir(specialty, "sft"), specialty))
-                {
-                    var lora = loaded.Lora!;
-                    string work = run.WorkDir($"rl-{specialty}-{name}");
-                    var options = new GrpoOptions
-                    {
-                        Steps = c.Steps, PromptsPerStep = c.PromptsPerStep, GroupSize = c.GroupSize, Temperature = c.Temperature,
-                        TopP = c.TopP, MaxNewTokens = c.MaxNewTokens, LearningRate = c.LearningRate,
-                        Loss = new GrpoLossOptions { Beta = c.Beta }, KlReference = c.KlReference, Advantage = advantage,
-                        Seed = Seeds.Derive(run.Config.Seed, seed == 0 ? $"rl-{specialty}" : $"rl-{specialty}-seed{seed}"), // same seeds for every advantage: a paired ablation
-                        CheckpointEvery = 5, OutputDir = work,
-                    };
-                    using var trainer = new GrpoTrainer(run.Generator(loaded.Model, encoder), lora, specialty, encoder, spec,
-                        EstimatorModule.parse(advantage), samples, options, ProgressReporter.Create());
-                    var result = trainer.Run(resume: true);
-                    string adapterDir = run.ExpertDir(specialty, name);
-                    lora.Save(specialty, adapterDir);
-                    File.Copy(Path.Combine(work, "metrics.jsonl"), run.MetricsPath($"rl-{specialty}-{name}"), overwrite: true);
-                    s.Log($"{specialty} {name}: {result.LastStep} steps");
-                    outputs.AddRange(Directory.GetFiles(adapterDir));
-                    outputs.Add(run.MetricsPath($"rl-{specialty}-{name}"));
-                }
-            }
-        }
+                Steps = c.Steps, PromptsPerStep = c.PromptsPerStep, GroupSize = c.GroupSize, Temperature = c.Temperature,
+                TopP = c.TopP, MaxNewTokens = c.MaxNewTokens, LearningRate = c.LearningRate,
+                Loss = new GrpoLossOptions { Beta = c.Beta }, KlReference = c.KlReference, Advantage = advantage,
+                Seed = Seeds.Derive(run.Config.Seed, seed == 0 ? $"rl-{specialty}" : $"rl-{specialty}-seed{seed}"), // same seeds for every advantage: a paired ablation
+                CheckpointEvery = 5, OutputDir = work,
+            };
+            using var trainer = new GrpoTrainer(run.Generator(loaded.Model, encoder), lora, specialty, encoder, spec,
+                EstimatorModule.parse(advantage), samples, options, progress);
+            var result = trainer.Run(resume: true);
+            string adapterDir = run.ExpertDir(specialty, name);
+            lora.Save(specialty, adapterDir);
+            File.Copy(Path.Combine(work, "metrics.jsonl"), run.MetricsPath($"rl-{specialty}-{name}"), overwrite: true);
+            s.Log($"{specialty} {name}: {result.LastStep} steps");
+            return Directory.GetFiles(adapterDir).Append(run.MetricsPath($"rl-{specialty}-{name}")).ToList();
+        });
+        var outputs = perRun.SelectMany(o => o).ToList();
         return outputs;
     });
 }
