@@ -143,6 +143,14 @@ let tests =
             Expect.equal (ShippedBase.Verify rejected).Steps 3 "the rejected model and its provenance are kept for inspection"
         }
 
+        test "--min-format outside [0, 1] is refused before any work, naming the value" {
+            use dir = new TempDir()
+            let code, _, err = runMmx [ "pretrain"; "--min-format"; "90"; "--work"; dir.File "work"; "--out"; dir.File "out" ]
+            Expect.equal code 2 "a usage error"
+            Expect.stringContains err "--min-format 90" "naming the option and the value"
+            Expect.isFalse (Directory.Exists(dir.File "work")) "nothing was started"
+        }
+
         test "a corrupted base fails the SHA-256 check, naming the file" {
             use dir = new TempDir()
             let out = dir.File "base"

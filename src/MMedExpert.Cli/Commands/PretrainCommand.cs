@@ -1,6 +1,7 @@
 using System.CommandLine;
 using MMedExpert.Cli.Pretraining;
 using MMedExpert.Core.Training;
+using MMedExpert.Core;
 
 namespace MMedExpert.Cli.Commands;
 
@@ -34,12 +35,16 @@ public static class PretrainCommand
         cmd.SetAction(parse =>
         {
             CommandKit.ConfigureTorch(parse);
+            // Checked before hours of pretraining, not at the readout: a percentage typed for a share ("90") would reject any base.
+            double minFormatRate = parse.GetValue(minFormat);
+            if (!(minFormatRate >= 0 && minFormatRate <= 1))
+                throw new MmxException($"--min-format {minFormatRate}: a share of the held-out answers, between 0 and 1 (e.g. 0.9 for 90 %)");
             var settings = new PretrainSettings
             {
                 OutDir = parse.GetValue(outDir)!, WorkDir = parse.GetValue(work)!, Preset = parse.GetValue(preset)!, Items = parse.GetValue(items),
                 DataSeed = parse.GetValue(dataSeed), Seed = parse.GetValue(seed), VisionSteps = parse.GetValue(visionSteps),
                 Steps = parse.GetValue(steps), BatchSize = parse.GetValue(batch), LearningRate = parse.GetValue(lr), Dtype = parse.GetValue(dtype)!,
-                CheckpointEvery = parse.GetValue(checkpointEvery), FreezeVision = parse.GetValue(freezeVision), ReadoutItems = parse.GetValue(readout), MinFormatRate = parse.GetValue(minFormat),
+                CheckpointEvery = parse.GetValue(checkpointEvery), FreezeVision = parse.GetValue(freezeVision), ReadoutItems = parse.GetValue(readout), MinFormatRate = minFormatRate,
                 Command = "./mmx " + string.Join(" ", Environment.GetCommandLineArgs().Skip(1)),
             };
             // Ctrl-C stops after the current step, with a checkpoint; the same command resumes.
