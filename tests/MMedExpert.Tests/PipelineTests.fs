@@ -34,6 +34,19 @@ let private skipped (out: string) stage = out.Contains $"[{stage}] up to date"
 [<Tests>]
 let tests =
     testSequenced <| testList "Pipeline" [
+        test "a config with an unknown eval.split or jobs below 1 is refused at load, before any stage runs" {
+            use dir = new TempDir()
+            for body, expected in [ """{ "eval": { "split": "train" } }""", "eval.split 'train'"
+                                    """{ "jobs": 0 }""", "jobs 0" ] do
+                let file = dir.File "bad.json"
+                File.WriteAllText(file, body)
+                let code, _, err = runMmx [ "pipeline"; "--config"; file; "--runs"; dir.File "runs" ]
+                Expect.equal code 2 $"{body}: a usage error"
+                Expect.stringContains err expected "naming the field and its value"
+                Expect.stringContains err file "and the file"
+                Expect.isFalse (Directory.Exists(dir.File "runs")) "no run folder was started"
+        }
+
         test "a reduced pipeline runs every stage, writes the report, and resumes stage by stage" {
             use dir = new TempDir()
             let configFile = dir.File "tiny.json"

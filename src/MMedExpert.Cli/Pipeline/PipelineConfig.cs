@@ -35,13 +35,22 @@ public sealed record PipelineConfig
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
+    /// <summary>Values the stages would only reject after the earlier stages' work (minutes in): checked at load.</summary>
+    public void Validate(string path)
+    {
+        if (Jobs < 1) throw new PipelineException($"{path}: jobs {Jobs}: at least 1");
+        if (Eval.Split is not ("test" or "val")) throw new PipelineException($"{path}: eval.split '{Eval.Split}': expected test or val");
+    }
+
     public static PipelineConfig Load(string path)
     {
         if (!File.Exists(path)) throw new PipelineException($"{path}: config file not found");
         try
         {
-            return JsonSerializer.Deserialize<PipelineConfig>(File.ReadAllText(path), Json)
-                   ?? throw new PipelineException($"{path}: empty config");
+            var config = JsonSerializer.Deserialize<PipelineConfig>(File.ReadAllText(path), Json)
+                         ?? throw new PipelineException($"{path}: empty config");
+            config.Validate(path);
+            return config;
         }
         catch (JsonException e)
         {

@@ -28,9 +28,7 @@ public static class EvalStage
 
     public static IReadOnlyList<EvalItem> TestItems(RunContext run)
     {
-        string split = run.Config.Eval.Split;
-        if (split is not ("test" or "val")) throw new PipelineException($"eval.split '{split}': expected test or val");
-        IReadOnlyList<EvalItem> items = MedSynthBench.Load(run.Split(split));
+        IReadOnlyList<EvalItem> items = MedSynthBench.Load(run.Split(run.Config.Eval.Split)); // test or val (PipelineConfig.Validate)
         int per = run.Config.Eval.PerSpecialty, max = run.Config.Eval.MaxItems;
         if (per > 0)
         {
