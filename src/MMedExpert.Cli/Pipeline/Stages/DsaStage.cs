@@ -35,7 +35,6 @@ public static class DsaStage
             File.Copy(Path.Combine(work, "metrics.jsonl"), run.MetricsPath("dsa-" + specialty), overwrite: true);
             return Directory.GetFiles(adapterDir).Append(run.MetricsPath("dsa-" + specialty)).ToList();
         });
-        var outputs = perExpert.SelectMany(o => o).ToList();
-        return outputs;
+        return perExpert.SelectMany(o => o).ToList();
     });
 }

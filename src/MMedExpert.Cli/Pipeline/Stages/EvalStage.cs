@@ -54,7 +54,6 @@ public static class EvalStage
             s.Log($"{subject.Name}: accuracy {results.Overall.Accuracy:P1} [{results.Overall.Ci.Low:P1}, {results.Overall.Ci.High:P1}], invalid format {results.InvalidFormatRate:P0}");
             return new[] { Path.Combine(dir, EvalHarness.ResultsFile), Path.Combine(dir, EvalHarness.PredictionsFile) };
         });
-        var outputs = perModel.SelectMany(o => o).ToList();
-        return outputs;
+        return perModel.SelectMany(o => o).ToList();
     });
 }

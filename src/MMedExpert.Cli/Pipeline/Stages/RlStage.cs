@@ -29,14 +29,16 @@ public static class RlStage
         var c = run.Config.Gba;
         var spec = c.Spec is null ? DefaultSpec.load() : SpecJson.load(c.Spec);
         var items = run.Items("rl");
+        // One read-only sample list per specialty, shared by its runs (GrpoTrainer only indexes it).
+        var samplesOf = run.Config.Dsa.Specialties.ToDictionary(sp => sp, sp => (IReadOnlyList<RlSample>)items.Where(i => i.Specialty == sp)
+            .Select(i => new RlSample(MedItemSamples.Prompt(i, run.DataDir), MedItemSamples.Annotations(i, run.Trace))).ToList());
         var runs = run.Config.Dsa.Specialties.SelectMany(sp => Runs(c).Select(r => (Specialty: sp, r.Advantage, r.Seed, r.Name))).ToList();
         // Every (expert, advantage, seed) run is independent: run.Config.Jobs at a time (ExpertJobs).
         var perRun = ExpertJobs.Run(runs, run.Config.Jobs, (r, progress) =>
         {
             var (specialty, advantage, seed, name) = r;
             var encoder = run.Encoder();
-            var samples = items.Where(i => i.Specialty == specialty)
-                .Select(i => new RlSample(MedItemSamples.Prompt(i, run.DataDir), MedItemSamples.Annotations(i, run.Trace))).ToList();
+            var samples = samplesOf[specialty];
             using var loaded = run.LoadModel(run.BaseDir, run.ExpertDir(specialty, "sft"), specialty);
             var lora = loaded.Lora!;
             string work = run.WorkDir($"rl-{specialty}-{name}");
@@ -57,7 +59,6 @@ public static class RlStage
             s.Log($"{specialty} {name}: {result.LastStep} steps");
             return Directory.GetFiles(adapterDir).Append(run.MetricsPath($"rl-{specialty}-{name}")).ToList();
         });
-        var outputs = perRun.SelectMany(o => o).ToList();
-        return outputs;
+        return perRun.SelectMany(o => o).ToList();
     });
 }
